@@ -1,0 +1,75 @@
+"""The house style shared by the browser (Plotly) and paper (matplotlib) figures.
+
+Colours are colour-blind-safe (Okabe & Ito 2008, then Paul Tol's "muted" set) and fixed per method so
+a method keeps its colour across every view; beyond the palette, colours repeat with a dash pattern.
+Markers: start = black dot, end = red dot, optimum = star, Pareto set = thick line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
+TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+             "#AA4499", "#DDDDDD"]
+
+# A fixed colour per method key (SAM-GS in the strongest blue, LS in neutral grey).
+METHOD_COLOURS = {
+    "samgs": "#0072B2", "nashmtl": "#D55E00", "cagrad": "#009E73", "pcgrad": "#E69F00", "mgda": "#CC79A7",
+    "alignedmtl": "#56B4E9", "famo": "#882255", "ls": "#777777", "imtlg": "#117733", "upgrad": "#332288",
+    "dualproj": "#44AA99", "config": "#999933", "gradvac": "#AA4499", "msi": "#CC6677", "pomsi": "#DDCC77",
+    "pomsi_static": "#88CCEE", "graddrop": "#F0E442", "rlw": "#000000", "dwa": "#661100",
+    "uw": "#6699CC", "scaleinvls": "#AA4466", "gradnorm": "#4477AA",
+}
+DASHES = ["solid", "dash", "dot", "dashdot"]
+MPL_DASHES = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-."}
+
+START_COLOUR = "#000000"
+END_COLOUR = "#D62728"
+OPTIMUM_COLOUR = "#FFD700"
+PARETO_COLOUR = "#C00000"
+
+OUTCOME_COLOURS = {
+    "optimum 1": "#0072B2", "optimum 2": "#56B4E9", "optimum 3": "#332288", "pareto": "#009E73",
+    "stalled": "#E69F00", "moving": "#F0E442", "diverged": "#D55E00",
+}
+
+
+@dataclass(frozen=True)
+class Style:
+    """Per-figure options: the loss shown in contours, sizes, how many points a path keeps for drawing."""
+
+    contour: str = "sum"            # "task1", "task2", ... or "sum" (the weighted sum)
+    max_points: int = 400           # decimation for drawing only (the stored Result keeps every record)
+    line_width: float = 2.0
+    pareto_width: float = 5.0
+    marker_size: float = 7.0
+    show_pareto: bool = True
+    show_optima: bool = True
+    log_contours: bool = False
+    dark: bool = False
+
+
+def colour(method: str, index: int = 0) -> str:
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    pal = OKABE_ITO + TOL_MUTED
+    return pal[index % len(pal)]
+
+
+def variant_style(variants: list[dict]) -> list[tuple[str, str]]:
+    """(colour, dash) per row: a method's colour; its sweep variants get successive dash patterns."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, v in enumerate(variants):
+        k = seen.get(v["method"], 0)
+        seen[v["method"]] = k + 1
+        out.append((colour(v["method"], i), DASHES[k % len(DASHES)]))
+    return out
+
+
+def decimate(n: int, max_points: int):
+    """Indices that keep at most ``max_points`` of ``n`` points, the first and last always included."""
+    import numpy as np
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))

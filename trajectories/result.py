@@ -1,0 +1,193 @@
+"""A simulation's results: numpy arrays with named axes, the config that reproduces them, save/load.
+
+Axes: M rows (one per method variant: a method with one setting of a sweep), S starts, T recorded
+steps (``record_steps``), K tasks. Arrays:
+
+* ``positions[M, S, T, 2]``, ``losses[M, S, T, K]``, ``final[M, S, 2]``, ``final_losses[M, S, K]``;
+* ``aux[name][M, S, T, ...]``: per-step diagnostics (``cos``, ``gms``, ``curv``, ``gnorm``, ``grad``, ``dir``,
+  ``weights`` and method-specific fields such as SAM-GS's ``branch``; NaN where a method has no such field);
+* per run: ``status`` / ``status_step`` / ``outcome`` (see ``trajectories/metrics.py``), ``diverged_step``,
+  ``optimum_step``, ``optimum_index``, ``pareto_distance``, ``steps_to_pareto``, ``stationarity``.
+
+``save(path)`` writes ``path`` (npz, the metadata embedded) and ``path.json`` beside it (the config);
+``Result.load(path)`` reads either form back.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+
+ARRAYS = ("positions", "losses", "final", "final_losses", "diverged_step", "optimum_step", "optimum_index",
+          "pareto_distance", "steps_to_pareto", "stationarity", "status", "status_step", "outcome",
+          "record_steps", "starts")
+
+
+@dataclass
+class Result:
+    config: dict
+    variants: list                 # per row: {"method", "label", "hparams", "lr", "task_weights", "swept"}
+    starts: np.ndarray
+    record_steps: np.ndarray
+    positions: np.ndarray | None
+    losses: np.ndarray | None
+    final: np.ndarray
+    final_losses: np.ndarray
+    diverged_step: np.ndarray
+    optimum_step: np.ndarray
+    optimum_index: np.ndarray
+    pareto_distance: np.ndarray
+    steps_to_pareto: np.ndarray
+    stationarity: np.ndarray
+    status: np.ndarray
+    status_step: np.ndarray
+    outcome: np.ndarray
+    aux: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    # -- names ------------------------------------------------------------------------------------
+    @property
+    def methods(self) -> list[str]:
+        return [v["method"] for v in self.variants]
+
+    @property
+    def labels(self) -> list[str]:
+        return [v["label"] for v in self.variants]
+
+    @property
+    def landscape(self):
+        from .config import resolve_landscape
+        return resolve_landscape(self.config["landscape"], self.config.get("landscape_spec"))
+
+    @property
+    def shape(self):
+        return self.final.shape[:2]
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def assemble(cls, cfg, land, variants, group_outputs, *, steps_run, wall_s):
+        M, S, K = len(variants), len(cfg.starts), land.n_tasks
+        n_rec = cfg.steps // cfg.record_every + 1
+        record_steps = np.arange(n_rec) * cfg.record_every
+        names = set()
+        for _, out, _ in group_outputs:
+            names |= {k for k in out if not k.startswith("state.")}
+        arrays = {}
+        backends = {}
+        for grp, out, backend in group_outputs:
+            backends[grp.method.key] = backend
+            for k, v in out.items():
+                if k not in arrays:
+                    fill = np.nan if np.issubdtype(v.dtype, np.floating) else -1
+                    arrays[k] = np.full((M,) + v.shape[1:], fill, dtype=v.dtype)
+                arrays[k][grp.rows] = v
+        final = arrays.pop("state.theta").astype(np.float64)
+        diverged = arrays.pop("state.dstep").astype(np.int64)
+        opt_step = arrays.pop("state.hit").astype(np.int64)
+        arrays.pop("state.alive", None)
+        positions = arrays.pop("theta", None)
+        losses = arrays.pop("loss", None)
+        final_losses = np.full((M, S, K), np.nan)
+        for m, v in enumerate(variants):
+            final_losses[m] = land.losses_np(final[m], v.task_weights, cfg.scale)
+        opt_idx = metrics.optimum_index(land, final, [v.task_weights for v in variants], cfg.scale)
+        pos64 = positions.astype(np.float64) if positions is not None else None
+        path_d = metrics.pareto_distance(land, pos64) if pos64 is not None else None
+        status, status_step, outcome, dist = metrics.classify(land, pos64, record_steps, final, diverged,
+                                                              opt_idx, cfg.steps, path_distance=path_d)
+        if pos64 is not None:
+            steps_to = metrics.first_within(path_d, record_steps, metrics.PARETO_EPS)
+        else:
+            steps_to = np.where(dist <= metrics.PARETO_EPS, cfg.steps, -1)
+        stat = np.stack([metrics.stationarity(land, final[m], v.task_weights, cfg.scale)
+                         for m, v in enumerate(variants)])
+        timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
+                   "run_steps": int(steps_run) * M * S}
+        return cls(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
+                   record_steps=record_steps, positions=positions, losses=losses, final=final,
+                   final_losses=final_losses, diverged_step=diverged, optimum_step=opt_step,
+                   optimum_index=opt_idx, pareto_distance=dist, steps_to_pareto=steps_to, stationarity=stat,
+                   status=status, status_step=status_step, outcome=outcome, aux=arrays, timings=timings)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {"config": self.config, "variants": self.variants, "timings": self.timings,
+                "aux": sorted(self.aux), "format": "gradscape-result/1"}
+
+    def save(self, path) -> Path:
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        arrays = {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
+        arrays.update({f"aux.{k}": v for k, v in self.aux.items()})
+        arrays["__meta__"] = np.array(json.dumps(self.meta()))
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+        path.with_suffix(".json").write_text(json.dumps(self.meta(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Result":
+        path = Path(path)
+        if path.suffix == ".json":
+            path = path.with_suffix(".npz")
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        aux = {k[4:]: v for k, v in arrays.items() if k.startswith("aux.")}
+        kw = {k: arrays.get(k) for k in ARRAYS}
+        kw["status"] = kw["status"].astype(str)
+        kw["outcome"] = kw["outcome"].astype(str)
+        return cls(config=meta["config"], variants=meta["variants"], aux=aux, timings=meta.get("timings", {}), **kw)
+
+    def rerun(self, **overrides):
+        """Run this Result's config again (optionally changed)."""
+        from .config import Config
+        from .engine import run
+        d = dict(self.config, **overrides)
+        return run(Config.from_dict(d))
+
+    # -- tables -----------------------------------------------------------------------------------
+    def to_frame(self):
+        """One row per (variant, start): where it ended, how far from the Pareto set, status, timings."""
+        import pandas as pd
+        M, S = self.shape
+        rows = []
+        for m in range(M):
+            for s in range(S):
+                row = {"method": self.variants[m]["method"], "label": self.variants[m]["label"],
+                       "start_x": self.starts[s, 0], "start_y": self.starts[s, 1],
+                       "final_x": self.final[m, s, 0], "final_y": self.final[m, s, 1]}
+                for k in range(self.final_losses.shape[-1]):
+                    row[f"final_L{k + 1}"] = self.final_losses[m, s, k]
+                row.update(pareto_distance=self.pareto_distance[m, s], steps_to_pareto=int(self.steps_to_pareto[m, s]),
+                           optimum=int(self.optimum_index[m, s]) + 1 if self.optimum_index[m, s] >= 0 else 0,
+                           steps_to_optimum=int(self.optimum_step[m, s]), status=self.status[m, s],
+                           status_step=int(self.status_step[m, s]), outcome=self.outcome[m, s],
+                           stationarity=self.stationarity[m, s])
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def summary(self):
+        """Per variant: how many starts converge, reach a global optimum, stall or diverge."""
+        import pandas as pd
+        rows = []
+        S = self.shape[1]
+        for m, v in enumerate(self.variants):
+            st = self.status[m]
+            reached = self.optimum_index[m] >= 0
+            steps = self.optimum_step[m][reached & (self.optimum_step[m] >= 0)]
+            rows.append({"method": v["method"], "label": v["label"], "starts": S,
+                         "converged": int((st == "converged").sum()), "optimum": int(reached.sum()),
+                         "stalled": int((st == "stalled").sum()), "moving": int((st == "moving").sum()),
+                         "diverged": int((st == "diverged").sum()),
+                         "median_steps_to_optimum": float(np.median(steps)) if len(steps) else float("nan"),
+                         "median_pareto_distance": float(np.nanmedian(np.where(np.isfinite(self.pareto_distance[m]),
+                                                                               self.pareto_distance[m], np.nan)))
+                         if np.isfinite(self.pareto_distance[m]).any() else float("nan")})
+        return pd.DataFrame(rows)
