@@ -6,5 +6,6 @@ import streamlit as st
 
 st.set_page_config(page_title="Gradscape", page_icon="🧭", layout="wide")
 
-pages = [st.Page("views/explore.py", title="Explore", icon="🗺️", default=True, url_path="explore")]
+pages = [st.Page("views/explore.py", title="Explore", icon="🗺️", default=True, url_path="explore"),
+         st.Page("views/benchmark.py", title="Benchmark", icon=":material/leaderboard:", url_path="benchmark")]
 st.navigation(pages).run()

@@ -73,3 +73,38 @@ def decimate(n: int, max_points: int):
     if n <= max_points:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+
+
+# -- matplotlib specifics (paper figures and animations) -------------------------------------------
+# Text stays text: PDF/PS embed TrueType (Type 42) fonts, never Type 3 bitmaps; SVG keeps <text> elements.
+# Mathtext in STIX so that labels read like LaTeX (\mathscr{L} gives the Unicode script L, which every
+# viewer can show, where \mathcal{L} would be a private-use glyph in SVG text).
+MPL_FONTS = {
+    "serif": {"font.family": "serif", "font.serif": ["STIXGeneral", "DejaVu Serif"], "mathtext.fontset": "stix"},
+    "sans": {"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"], "mathtext.fontset": "dejavusans"},
+}
+LOSS_SYMBOL = r"\mathscr{L}"      # L_k in mathtext labels
+THETA_LABELS = (r"$\theta_1$", r"$\theta_2$")
+CONTOUR_CMAP = ("#0d0887", "#6a00a8", "#b12a90", "#e16462", "#fca636")   # plasma 0 .. 0.9, as in the SAM-GS plots
+
+
+def loss_label(k: int) -> str:
+    """Mathtext label of task ``k``'s loss (0-based): ``$\\mathscr{L}_1$`` for k = 0."""
+    return rf"${LOSS_SYMBOL}_{{{k + 1}}}$"
+
+
+def mpl_rc(font_size: float, family: str = "serif", line_scale: float = 1.0) -> dict:
+    """rcParams for the house style at one size (vector-friendly fonts, thin spines)."""
+    rc = {
+        "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "pgf.rcfonts": False,
+        "font.size": font_size, "axes.titlesize": font_size, "axes.labelsize": font_size,
+        "xtick.labelsize": font_size * 0.85, "ytick.labelsize": font_size * 0.85,
+        "legend.fontsize": font_size * 0.85, "figure.titlesize": font_size * 1.1,
+        "axes.linewidth": 0.6 * line_scale, "xtick.major.width": 0.6 * line_scale,
+        "ytick.major.width": 0.6 * line_scale, "xtick.major.size": 2.5 * line_scale,
+        "ytick.major.size": 2.5 * line_scale,
+        "legend.frameon": False, "savefig.bbox": None, "figure.dpi": 100, "path.simplify": True,
+        "image.interpolation": "nearest",
+    }
+    rc.update(MPL_FONTS[family])
+    return rc

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .base import Landscape, Preset  # noqa: F401
+from .three_tasks import three_bowls
 from .toys import one_optimum, two_optima
 
 _REGISTRY: dict[str, Landscape] = {}
@@ -15,7 +16,7 @@ def register(landscape: Landscape) -> Landscape:
     return landscape
 
 
-for _make in (one_optimum, two_optima):
+for _make in (one_optimum, two_optima, three_bowls):
     register(_make())
 
 

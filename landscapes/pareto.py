@@ -193,7 +193,7 @@ def distance_to_set(theta: np.ndarray, points: np.ndarray, curve: bool = True, m
     out = []
     for i in range(0, len(th), 8192):
         t = th[i:i + 8192]
-        d, j = torch.cdist(t, pts, compute_mode="donot_use_mm_for_euclid_dist").min(1)
+        d, j = torch.cdist(t, pts, compute_mode="use_mm_for_euclid_dist").clamp_min(0).min(1)
         if curve and n > 1:
             for lo in (j - 1, j):
                 lo = lo.clamp(0, n - 2)

@@ -6,7 +6,8 @@ For each task i, starting from g_i' = g_i, visit every j != i in a random order:
 
     phi = g_i'.g_j / (|g_i'| |g_j| + 1e-8)
     if phi < phi_hat_ij:
-        g_i' <- g_i' + g_j |g_i'| (phi_hat sqrt(1 - phi^2) - phi sqrt(1 - phi_hat^2)) / (|g_j| sqrt(1 - phi_hat^2) + 1e-8)
+        g_i' <- g_i' + g_j |g_i'| (phi_hat sqrt(1 - phi^2) - phi sqrt(1 - phi_hat^2))
+                               / (|g_j| sqrt(1 - phi_hat^2) + 1e-8)
     phi_hat_ij <- (1 - beta) phi_hat_ij + beta phi        (always, with the phi measured before the correction)
     d = sum_i g_i'
 
@@ -18,12 +19,12 @@ Visiting order: as PCGrad (optimizers/pcgrad.py), per run and per task from ``ct
 by pairwise comparisons; it matters only for K >= 3 (``random=True``); for K = 2 nothing is drawn.
 
 Hyperparameters: beta = 0.5, the EMA rate of LibMTL (``GradVac_beta``) and torchjd (``GradVac(beta=0.5,
-eps=1e-8)``); the paper's own experiments used beta = 1e-2 (torchjd's first version defaulted to it). The
-epsilon 1e-8 is fixed.
+eps=1e-8)``). The paper's own value is recalled as 1e-2 (not verified from the text; an earlier torchjd
+GradVac defaulted to 1e-2). The epsilon 1e-8 is fixed.
 
 Pipelines: GradVac is not in the SAM-GS code, so ``reference`` = ``clean`` = the rule above, no
 post-processing. Sources differ: LibMTL updates phi_hat only inside the ``if`` (so its targets can only
-fall); torchjd updates the EMA first and compares phi against the updated target. This module follows the
+fall); an earlier torchjd version updates the EMA first and compares phi against the updated target. This module follows the
 paper's Algorithm 1 as the spec states it (update always, after the comparison).
 Edge cases (finite): a zero g_i or g_j gives phi = 0 and a zero correction; 1 - phi^2 and 1 - phi_hat^2 are
 clamped at 0 before the square root (rounding can push |phi| a hair above 1); |phi_hat| -> 1 drives the
@@ -98,7 +99,7 @@ METHODS = (Method(
     init=init, step=step,
     hparams=(
         HParam("beta", 0.5, 0.0, 1.0, 0.01,
-               "EMA rate of the target cosines (LibMTL/torchjd 0.5; the paper used 1e-2)"),
+               "EMA rate of the target cosines (LibMTL/torchjd: 0.5; the paper: 1e-2, unverified)"),
     ),
     reference=Post(), clean=Post(),
     random=True,

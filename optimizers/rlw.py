@@ -1,5 +1,5 @@
-"""RLW: random loss weighting (Lin et al., "Reasonable Effectiveness of Random Weighting: A Litmus Test for
-Multi-Task Learning", TMLR 2022; arXiv 2111.10603, 2021).
+"""RLW: random loss weighting (Baijiong Lin, Feiyang Ye, Yu Zhang and Ivor W. Tsang, "Reasonable
+Effectiveness of Random Weighting: A Litmus Test for Multi-Task Learning", TMLR 2022; arXiv 2111.10603).
 
 Every step, every run draws fresh weights::
 

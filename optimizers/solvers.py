@@ -28,14 +28,17 @@ Algorithms
   candidates. The work is fixed (``sum_{s <= max_support} C(K, s)`` tiny solves: 7 for K = 3, 14 for
   K = 4 with D = 2). When that count exceeds ``max_candidates`` the solvers fall back to ``iters``
   steps of pairwise Frank-Wolfe with exact line search, started from the best vertex.
-* Nash-MTL, any K > 2: damped Newton on the self-concordant ``phi(a) = a^T M a / 2 - sum log a``
-  (whose stationary point is ``M a = 1/a``), in the scaled variables ``a = beta (1 + delta)``, with
+* Nash-MTL, any K > 2: damped Newton on the self-concordant ``phi(b) = b^T C b / 2 - sum log b``
+  with ``C`` the gradients' cosine matrix (``alpha_k = b_k / n_k``; the stationary point of ``phi``
+  is ``C b = 1/b``, i.e. ``M alpha = 1/alpha``), in the scaled variables ``b <- b (1 + delta)``, with
   the self-concordant damping ``1 / (1 + lambda)`` while the Newton decrement ``lambda > 1/4`` and a
-  fixed number of positivity-preserving step halvings done with ``torch.where``. ``M`` is
-  normalised by ``tr(M) / K`` first, the start is the better (after the optimal rescaling) of the
-  warm start and ``1``. A run is *infeasible* (no positive solution: a zero gradient, or 0 in the
-  convex hull of the gradients) when the final residual ``max_k |a_k (M a)_k - 1|`` is not below
-  ``1e-3`` or anything is non-finite; the caller then reuses its previous weights.
+  fixed number of positivity-preserving step halvings done with ``torch.where``; ``iters`` (40)
+  steps from the better (after the optimal rescaling) of the warm start and ``1``. A run is
+  *infeasible* (no positive solution exists iff a gradient is zero or 0 lies in the convex hull of
+  the gradients) when the unit gradients' hull comes within ``sqrt(nash_mn_eps)`` of 0 (exact
+  min-norm enumeration on ``C``), or Newton did not reach ``max_k |b_k (C b)_k - 1| < 0.1``, or
+  anything is non-finite; the caller then reuses its previous weights (as the published code does
+  when its solver fails).
 """
 from __future__ import annotations
 
@@ -48,8 +51,13 @@ import torch
 # Small helpers.
 
 
-def _sq(x: torch.Tensor) -> torch.Tensor:
-    return x * x
+def gram_exact(G: torch.Tensor) -> torch.Tensor:
+    """M = G G^T [B, K, K] as an element-wise product and a sum over D.
+
+    Unlike a (b)mm it is exactly symmetric, and equal gradient rows give bitwise-equal entries
+    (M_12 == M_11 when g1 == g2), which the published MGDA tie rules compare with ``>=``.
+    """
+    return (G[:, :, None, :] * G[:, None, :, :]).sum(-1)
 
 
 def _safe(den: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
@@ -441,14 +449,18 @@ def _phi(beta, Mn):
     return 0.5 * _quad(beta, Mn) - torch.log(beta).sum(-1)
 
 
-def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 30, *,
-                 max_support: int | None = None, halvings: int = 4, tol: float = 1e-3,
+def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 40, *,
+                 max_support: int | None = None, halvings: int = 4, tol: float = 0.1,
                  with_info: bool = False):
     """Damped Newton for M alpha = 1/alpha, any K (see the module docstring). Returns (alpha, feasible);
     alpha is meaningful only where feasible.
 
     With n_k = sqrt(M_kk) and the cosine matrix C = M / (n n^T), alpha = beta / n where C beta = 1/beta,
-    so the iteration never sees the gradients' scales. A zero gradient is infeasible.
+    so the iteration never sees the gradients' scales. Feasible means: no zero gradient, the unit
+    gradients' hull is away from 0 (its squared min norm, found exactly by ``min_norm_general`` on C,
+    exceeds ``nash_mn_eps``), and the Newton result is finite, positive, with
+    ``max_k |beta_k (C beta)_k - 1| < tol`` (a loose check: float32 round-off alone leaves up to ~3e-2
+    near the feasibility boundary; converged float64 runs reach ~1e-10).
     """
     B, K, _ = M.shape
     n = torch.sqrt(torch.clamp(_diag(M), min=0.0))
@@ -487,18 +499,18 @@ def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 30, *,
     wmn = min_norm_general(C, max_support=max_support)
     mnC = _quad(wmn, C)
     geo = npos & (mnC > nash_mn_eps(M.dtype, K))
-    feasible = npos & (res < tol) & torch.isfinite(alpha).all(-1) & (alpha > 0).all(-1)
+    feasible = geo & (res < tol) & torch.isfinite(alpha).all(-1) & (alpha > 0).all(-1)
     if with_info:
         return alpha, feasible, {"res": res, "mn": mnC, "geo": geo}
     return alpha, feasible
 
 
-def nash_weights(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 30
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def nash_weights(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 40, *,
+                 max_support: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(alpha[B, K], feasible[B]) solving M alpha = 1/alpha; where infeasible alpha = alpha_prev."""
     K = M.shape[1]
     if K == 2:
         alpha, ok = nash_2(M)
     else:
-        alpha, ok = nash_general(M, alpha_prev, iters)
+        alpha, ok = nash_general(M, alpha_prev, iters, max_support=max_support)
     return torch.where(ok[:, None], alpha, alpha_prev), ok

@@ -738,11 +738,39 @@ def test_graph_checker_catches_forbidden_ops():
     assert any("linalg" in b for b in bad) and any("sort" in b for b in bad) and any("batch" in b for b in bad)
 
 
-def test_kernel_generator_if_present():
-    """Run ``trajectories.kernel`` on the steps when the lead's code generator exists."""
-    try:
-        from trajectories import kernel  # noqa: F401
-    except ImportError:
+KERNEL_CASES = [(key, 2, pl, torch.float32) for key in KEYS for pl in PIPES] + \
+               [(key, 3, "clean", torch.float64) for key in KEYS] + [("imtlg", 3, "reference", torch.float64)]
+
+
+@pytest.mark.parametrize("key,K,pipeline,dtype", KERNEL_CASES)
+def test_fused_kernel(key, K, pipeline, dtype):
+    """``trajectories.kernel`` lowers the step to C (and, with a compiler, runs it like eager torch)."""
+    from trajectories import kernel
+
+    m = optimizers.get(key)
+    names = [h.name for h in m.hparams]
+    D = 2 if K == 2 else 3
+
+    def fn(cnt, G, *hps):
+        B = G.shape[0]
+        ctx = Context(pipeline, cnt, torch.zeros(B, dtype=torch.int64), torch.zeros(B, K, dtype=G.dtype))
+        d, _, aux = m.step(G, torch.zeros(B, K, dtype=G.dtype), {}, dict(zip(names, hps)), ctx)
+        return cnt + 1, d, aux["weights"]
+
+    B = 40
+    rng = np.random.default_rng(K)
+    G = torch.tensor(rng.normal(size=(B, K, D)), dtype=dtype)
+    if K == 2:
+        G[:len(EDGES)] = torch.tensor(list(EDGES.values()), dtype=dtype)
+    hps = [torch.full((B,), float(h.default), dtype=dtype) for h in m.hparams]
+    cnt = torch.ones(B, dtype=dtype)
+    if kernel.compiler() is None:
+        kernel.Program(fn, [cnt], [G, *hps])
         return
-    import inspect
-    assert inspect.ismodule(kernel)
+    k = kernel.Kernel(fn, [cnt], [G, *hps])
+    recs = [np.zeros((B, 1, D), dtype=kernel._NP[dtype]), np.zeros((B, 1, K), dtype=kernel._NP[dtype])]
+    k.run([cnt.numpy().copy()], [G.numpy().copy()] + [h.numpy().copy() for h in hps], recs, 0, 1, 1, 1)
+    _, d, w = fn(cnt, G, *hps)
+    t = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(recs[0][:, 0], d.numpy(), equal_nan=True, **t)
+    np.testing.assert_allclose(recs[1][:, 0], w.numpy(), equal_nan=True, **t)

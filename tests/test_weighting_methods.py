@@ -67,8 +67,8 @@ def hparams(method, B, dtype, **over):
 def rollout(key, Gs, Ls, pipeline, dtype=torch.float64, keys=None, floor=FLOOR, **over):
     """Run ``len(Gs)`` steps. Gs [n, B, K, D], Ls [n, B, K] (numpy or torch). Returns d [n, B, D], w [n, B, K]."""
     m = optimizers.get(key)
-    Gs = torch.as_tensor(np.asarray(Gs), dtype=dtype)
-    Ls = torch.as_tensor(np.asarray(Ls), dtype=dtype)
+    Gs = torch.as_tensor(np.array(Gs), dtype=dtype)
+    Ls = torch.as_tensor(np.array(Ls), dtype=dtype)
     _, B, K, D = Gs.shape
     hp = hparams(m, B, dtype, **over)
     state = m.init(B, K, D, hp, dtype=dtype, device="cpu")
@@ -377,10 +377,10 @@ def test_dwa_reference_goes_nan_clean_stays_finite():
         assert torch.isnan(w[3, 0, 0]) and w[3, 0, 1] == 0            # K inf / inf and K e / inf
         d, w = rollout("dwa", Gs, Ls, "clean", dtype=dtype, iteration_window=W)
         assert torch.isfinite(d).all() and torch.isfinite(w).all()
-    # the NaN persists (the weights are kept between updates)
-    Ls2 = np.concatenate([Ls, np.ones((3, 1, K))])
-    d, _ = rollout("dwa", np.ones((7, 1, K, 2)), Ls2, "reference", iteration_window=W)
-    assert torch.isnan(d[3:]).all()
+    # after W + 1 calls the weights are recomputed every call (the NaN of a run persists through theta)
+    Ls2 = np.concatenate([Ls, np.ones((2 * W, 1, K))])
+    d, _ = rollout("dwa", np.ones((4 + 2 * W, 1, K, 2)), Ls2, "reference", iteration_window=W)
+    assert torch.isnan(d[3]).all() and torch.isfinite(d[-1]).all()
 
 
 def test_dwa_clean_nonpositive_window_mean_is_neutral():
@@ -455,17 +455,18 @@ def test_famo_vs_torch_autograd_and_adam():
 
 
 def test_famo_reference_nan_below_floor_clean_finite():
+    """A loss below the floor: the weighting's gradient z/(c D) is still finite (with a negative weight),
+    the next logit update takes the log of a negative number and everything turns NaN (as published
+    with min_losses = 0, methods-spec.md §1.2-2). Clean clamps D to 1e-8 and stays finite."""
     G = np.array(TV["T2"])
-    L = [FLOOR - 1.0, 2.0]                  # a loss below the floor: log of a negative number
-    d, _ = one_step("famo", G, L, "reference")
-    assert torch.isnan(d).all()
-    d, w = one_step("famo", G, L, "clean")
-    assert torch.isfinite(d).all() and torch.isfinite(w).all()
-    # and across an update step
-    Ls = np.array([[2.0, 2.0], [FLOOR, 1.0], [FLOOR - 3, 1.0]])[:, None]
+    Ls = np.array([[FLOOR - 1.0, 2.0], [FLOOR - 0.5, 1.5], [FLOOR - 3, 1.0]])[:, None]
     Gs = np.broadcast_to(G, (3, 1, 2, 2))
+    d, w = rollout("famo", Gs, Ls, "reference")
+    assert torch.isfinite(d[0]).all() and bool((w[0] < 0).any())
+    assert torch.isnan(d[1:]).all() and torch.isnan(w[1:]).all()
     d, w = rollout("famo", Gs, Ls, "clean")
     assert torch.isfinite(d).all() and torch.isfinite(w).all()
+    assert torch.all(w >= 0)
 
 
 @pytest.mark.parametrize("K", [2, 3, 4])
@@ -509,7 +510,7 @@ def test_gradnorm_vs_torch_autograd_and_adam():
 
 @pytest.mark.parametrize("K", [2, 3, 4])
 def test_rlw_distribution(K):
-    B = 40000
+    B = 20000
     G = torch.randn(B, K, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     L = torch.ones(B, K, dtype=torch.float64)
     m = optimizers.get("rlw")
@@ -522,7 +523,7 @@ def test_rlw_distribution(K):
     # mean weight 1/K (by symmetry); spread matches softmax of independent standard normals (numpy MC)
     se = w.std(0) / math.sqrt(B)
     assert torch.all((w.mean(0) - 1.0 / K).abs() < 5 * se)
-    eps = np.random.default_rng(0).normal(size=(400000, K))
+    eps = np.random.default_rng(0).normal(size=(200000, K))
     ref = np.exp(eps) / np.exp(eps).sum(-1, keepdims=True)
     np.testing.assert_allclose(w.std(0).numpy(), ref.std(0), rtol=0.03)
     # the draws behind the weights are uncorrelated across tasks: log-ratio of two weights ~ N(0, 2)
@@ -543,7 +544,7 @@ def test_rlw_distribution(K):
 
 def test_rlw_over_steps_mean():
     """Averaged over steps for one run, the weights also average 1/K."""
-    K, n = 3, 3000
+    K, n = 3, 1000
     Gs = np.ones((n, 1, K, 2))
     _, w = rollout("rlw", Gs, np.ones((n, 1, K)), "reference", keys=[12345])
     assert torch.all((w[:, 0].mean(0) - 1 / K).abs() < 5 * w[:, 0].std(0) / math.sqrt(n))
@@ -559,7 +560,7 @@ def test_edges_finite(key, edge, dtype):
     G = np.asarray(EDGES[edge])
     n = 8
     Gs = np.broadcast_to(G, (n, 1, 2, 2))
-    Ls = np.broadcast_to(np.array([3.0, 1.0]), (n, 1, 2)) + np.linspace(0, -1, n)[:, None, None]
+    Ls = np.broadcast_to(np.array([3.0, 1.0]), (n, 1, 2)) + np.linspace(0, -0.5, n)[:, None, None]
     for pipeline in PIPES:
         d, w = rollout(key, Gs, Ls, pipeline, dtype=dtype, **({"iteration_window": 2} if key == "dwa" else {}))
         assert torch.isfinite(d).all() and torch.isfinite(w).all(), (key, edge, pipeline)

@@ -152,7 +152,7 @@ def _group_step(land, method, outer, cfg: Config, static: dict, record_names: li
 class _Compiled:
     """A group's step in flat form, plus its kernel (C) or torch callable."""
 
-    def __init__(self, step, state, params, backend, key=None):
+    def __init__(self, step, state, params, backend, key=None, modules=()):
         self.step = step
         self.state_spec = pytree.tree_structure(state)
         self.param_spec = pytree.tree_structure(params)
@@ -163,7 +163,8 @@ class _Compiled:
         self.torch_fn = self.flat
         if backend == "c":
             self.kernel = kernel_mod.Kernel(self.flat, pytree.tree_leaves(state), pytree.tree_leaves(params),
-                                            key=key + (self._layout(state), self._layout(params)))
+                                            key=key + (self._layout(state), self._layout(params)),
+                                            modules=modules)
         elif backend == "compile":
             self.torch_fn = torch.compile(self.flat, dynamic=False)
 
@@ -280,7 +281,8 @@ def run(cfg: Config, *, landscape=None, backend="auto", threads=None, progress=N
                 comp = _KERNELS.get(kkey)
             if comp is None:
                 try:
-                    comp = _Compiled(step, state, params, "c", key=kkey)
+                    comp = _Compiled(step, state, params, "c", key=kkey,
+                                     modules=(grp.method.step.__module__, grp.method.init.__module__))
                     with _KLOCK:
                         _KERNELS[kkey] = comp
                 except (kernel_mod.Unsupported, kernel_mod.CompilerMissing) as e:

@@ -41,7 +41,7 @@ import torch
 aten = torch.ops.aten
 BATCH = 7919            # the traced batch size: a prime no task/parameter axis will equal
 WIDTH = 8               # runs per SIMD block
-FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno",
+FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno", "-fno-tree-pre",
          "-fno-trapping-math", "-fPIC", "-shared"]
 
 
@@ -75,7 +75,7 @@ def literal(v, dtype) -> str:
             return s if v > 0 else "(-" + s + ")"
         r = repr(v)
         return f"{r}f" if dtype == torch.float32 else r
-    if dtype in (torch.bool, torch.uint8):
+    if dtype == torch.bool:
         return "1" if v else "0"
     return f"((int64_t){int(v)}LL)" if dtype == torch.int64 else f"((int32_t){int(v)})"
 
@@ -326,7 +326,7 @@ def _binop(sym):
 
 def _maxmin(gt: bool):
     cmp = ">" if gt else "<"
-    return lambda dt, a, b: f"((({a}) != ({a}) || ({b}) != ({b})) ? (({a}) + ({b})) : (({a}) {cmp} ({b}) ? ({a}) : ({b})))"
+    return lambda dt, a, b: f"((({a}) != ({a}) | ({b}) != ({b})) ? (({a}) + ({b})) : (({a}) {cmp} ({b}) ? ({a}) : ({b})))"
 
 
 def _pow_scalar(dt, x, p):
@@ -404,7 +404,7 @@ def _lower(g, n, env):  # noqa: C901 - one table of cases
         if mode == "trunc":
             return _elementwise(g, n, env, [a[0], a[1]], _binop("/"))
         return _elementwise(g, n, env, [a[0], a[1]],
-                            lambda dt, x, y: f"(({x}) / ({y}) - ((({x}) % ({y}) != 0) && ((({x}) < 0) != (({y}) < 0))))")
+                            lambda dt, x, y: f"(({x}) / ({y}) - ((({x}) % ({y}) != 0) & ((({x}) < 0) != (({y}) < 0))))")
     if pk is aten.rsub:
         return _elementwise(g, n, env, [a[1], a[0]], _binop("-"))
     if pk is aten.remainder:
@@ -487,13 +487,13 @@ def _lower(g, n, env):  # noqa: C901 - one table of cases
     if pk in cmp:
         return _elementwise(g, n, env, [a[0], a[1]], _binop(cmp[pk]))
     if pk is aten.logical_and:
-        return _elementwise(g, n, env, [a[0], a[1]], lambda dt, x, y: f"(({x}) && ({y}))")
+        return _elementwise(g, n, env, [a[0], a[1]], lambda dt, x, y: f"((({x}) != 0) & (({y}) != 0))")
     if pk is aten.logical_or:
-        return _elementwise(g, n, env, [a[0], a[1]], lambda dt, x, y: f"(({x}) || ({y}))")
+        return _elementwise(g, n, env, [a[0], a[1]], lambda dt, x, y: f"((({x}) != 0) | (({y}) != 0))")
     if pk is aten.logical_xor:
         return _elementwise(g, n, env, [a[0], a[1]], lambda dt, x, y: f"((!({x})) != (!({y})))")
     if pk is aten.logical_not:
-        return _elementwise(g, n, env, [a[0]], lambda dt, x: f"(!({x}))")
+        return _elementwise(g, n, env, [a[0]], lambda dt, x: f"(({x}) == 0)")
     bit = {aten.bitwise_and: "&", aten.bitwise_or: "|", aten.bitwise_xor: "^",
            aten.bitwise_left_shift: "<<", aten.bitwise_right_shift: ">>", aten.__rshift__: ">>",
            aten.__lshift__: "<<", aten.__and__: "&", aten.__or__: "|", aten.__xor__: "^"}
@@ -505,7 +505,7 @@ def _lower(g, n, env):  # noqa: C901 - one table of cases
         return _elementwise(g, n, env, [a[0]], lambda dt, x: f"(({x}) != ({x}))")
     if pk is aten.isinf:
         return _elementwise(g, n, env, [a[0]],
-                            lambda dt, x: f"(({x}) == {literal(math.inf, dt)} || ({x}) == {literal(-math.inf, dt)})")
+                            lambda dt, x: f"((({x}) == {literal(math.inf, dt)}) | (({x}) == {literal(-math.inf, dt)}))")
     if pk is aten.lerp and t is aten.lerp.Scalar:
         return _elementwise(g, n, env, [a[0], a[1], a[2]], lambda dt, x, y, w: f"({x} + {w} * ({y} - {x}))")
     # -- dtype conversion and identities ------------------------------------------------------
@@ -585,8 +585,9 @@ def _lower(g, n, env):  # noqa: C901 - one table of cases
     if pk is aten.scalar_tensor:
         return np.array(literal(a[0], _meta(n).dtype), dtype=object)
     if pk is aten.arange:
-        v = _meta(n)
-        return np.array([literal(x, v.dtype) for x in v.tolist()], dtype=object)
+        start, end, step = (0, a[0], 1) if len(a) == 1 else (a[0], a[1], a[2] if len(a) > 2 else 1)
+        dt = _meta(n).dtype
+        return np.array([literal(x, dt) for x in np.arange(start, end, step).tolist()], dtype=object)
     # -- reductions ---------------------------------------------------------------------------
     if pk in (aten.sum, aten.mean, aten.amax, aten.amin, aten.prod, aten.any, aten.all):
         dims = a[1] if len(a) > 1 else kw.get("dim")
@@ -597,7 +598,8 @@ def _lower(g, n, env):  # noqa: C901 - one table of cases
         arr = _operand(env, a[0], out_dt if pk not in (aten.any, aten.all) else torch.bool)
         comb = {aten.sum: _binop("+"), aten.mean: _binop("+"), aten.prod: _binop("*"),
                 aten.amax: _maxmin(True), aten.amin: _maxmin(False),
-                aten.any: lambda dt, x, y: f"(({x}) || ({y}))", aten.all: lambda dt, x, y: f"(({x}) && ({y}))"}[pk]
+                aten.any: lambda dt, x, y: f"((({x}) != 0) | (({y}) != 0))",
+                aten.all: lambda dt, x, y: f"((({x}) != 0) & (({y}) != 0))"}[pk]
         res = _fold(g, arr, axes, out_dt if pk not in (aten.any, aten.all) else torch.bool, comb, keep)
         if pk is aten.mean:
             cnt = math.prod(X().shape[ax % X().ndim] for ax in axes)
@@ -712,25 +714,40 @@ def build(source: str) -> ctypes.CDLL:
     raise Unsupported("the C compiler rejected the generated kernel:\n" + "\n".join(errors))
 
 
-_FINGERPRINT: list = []
+_COMMON = ("optimizers/base.py", "optimizers/rng.py", "optimizers/outer.py", "trajectories/engine.py",
+           "trajectories/kernel.py")
+_FP_CACHE: dict = {}
 
 
-def code_fingerprint() -> str:
-    """A hash of the Python sources a traced step is made of (any change there invalidates the cache)."""
-    if not _FINGERPRINT:
-        root = Path(__file__).resolve().parent.parent
+def code_fingerprint(modules=()) -> str:
+    """A hash of the sources a traced step is made of: the shared engine files, every landscapes module,
+    and the given modules (a method's own module and the optimizers modules it uses). Editing any of them
+    invalidates the cached kernels built from them, and only those."""
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    files = {root / f for f in _COMMON} | set((root / "landscapes").glob("*.py"))
+    for name in modules:
+        mod = sys.modules.get(name)
+        if mod is None or not getattr(mod, "__file__", None):
+            continue
+        files.add(Path(mod.__file__).resolve())
+        for v in vars(mod).values():
+            home = getattr(v, "__module__", None) or (getattr(v, "__name__", "") if hasattr(v, "__file__") else "")
+            if isinstance(home, str) and home.startswith("optimizers.") and home in sys.modules:
+                files.add(Path(sys.modules[home].__file__).resolve())
+    key = tuple(sorted(str(f) for f in files))
+    if key not in _FP_CACHE:
         h = hashlib.sha256(torch.__version__.encode() + " ".join(FLAGS).encode())
-        for pkg in ("landscapes", "optimizers", "trajectories"):
-            for f in sorted((root / pkg).rglob("*.py")):
-                h.update(f.name.encode() + f.read_bytes())
-        _FINGERPRINT.append(h.hexdigest()[:24])
-    return _FINGERPRINT[0]
+        for f in key:
+            h.update(f.encode() + Path(f).read_bytes())
+        _FP_CACHE[key] = h.hexdigest()[:24]
+    return _FP_CACHE[key]
 
 
-def _index_path(key) -> Path:
+def _index_path(key, modules=()) -> Path:
     d = cache_dir() / "index"
     d.mkdir(exist_ok=True)
-    return d / (hashlib.sha256((repr(key) + code_fingerprint()).encode()).hexdigest()[:32] + ".txt")
+    return d / (hashlib.sha256((repr(key) + code_fingerprint(modules)).encode()).hexdigest()[:32] + ".txt")
 
 
 def _load(so: Path) -> ctypes.CDLL:
@@ -747,10 +764,10 @@ class Kernel:
     through an on-disk index and skips tracing and compiling altogether.
     """
 
-    def __init__(self, fn, state, params, key=None):
+    def __init__(self, fn, state, params, key=None, modules=()):
         self.program = None
         if key is not None:
-            idx = _index_path(key)
+            idx = _index_path(key, modules)
             if idx.exists():
                 so = cache_dir() / idx.read_text().strip()
                 if so.exists():

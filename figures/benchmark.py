@@ -1,0 +1,247 @@
+"""Plotly figures of benchmark jobs: basin maps, the success chart, sweep heatmaps and lines, job comparison.
+
+Inputs are a :class:`trajectories.jobs.JobResult` (basin maps) or its success table
+(``trajectories.benchmarks.success_table``), so the same figures serve the page and scripts.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .style import OPTIMUM_COLOUR, OUTCOME_COLOURS, PARETO_COLOUR, colour
+
+OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
+OUTCOME_LABELS = {"pareto": "Pareto set (not an optimum)", "stalled": "stalled off the set",
+                  "moving": "still moving at the end", "diverged": "diverged"}
+VALUE_LABELS = {
+    "reached_share": "share reaching a global optimum",
+    "pareto_share": "share reaching the Pareto set",
+    "median_steps": "median steps to the optimum",
+    "p90_steps": "90th-percentile steps to the optimum",
+    "median_steps_pareto": "median steps to the Pareto set",
+    "final_distance": "median final distance to the Pareto set",
+    "wall_s": "wall time (s)",
+}
+SHARE_VALUES = ("reached_share", "pareto_share")
+
+
+def _outcome_label(name: str, optima) -> str:
+    if name.startswith("optimum"):
+        i = int(name.split()[1]) - 1
+        if len(optima) > i:
+            x, y = optima[i]
+            return f"{name} ({x:.2f}, {y:.2f})" if len(optima) > 1 else f"the optimum ({x:.2f}, {y:.2f})"
+        return name
+    return OUTCOME_LABELS.get(name, name)
+
+
+def _grid_axes(x: np.ndarray, y: np.ndarray):
+    """(xs, ys, ix, iy) when the points form a full regular grid, else None."""
+    xs, ix = np.unique(np.round(x, 9), return_inverse=True)
+    ys, iy = np.unique(np.round(y, 9), return_inverse=True)
+    if len(xs) < 2 or len(ys) < 2 or len(xs) * len(ys) != len(x):
+        return None
+    if len(set(zip(ix.tolist(), iy.tolist()))) != len(x):
+        return None
+    return xs, ys, ix, iy
+
+
+def _pareto_xy(land):
+    pts = land.pareto_set()
+    if len(pts) < 2:
+        return pts[:, 0], pts[:, 1]
+    gaps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    cut = gaps > 20 * max(np.median(gaps), 1e-12)   # separate pieces of the set are not joined
+    xs, ys = [pts[0, 0]], [pts[0, 1]]
+    for i in range(1, len(pts)):
+        if cut[i - 1]:
+            xs.append(None)
+            ys.append(None)
+        xs.append(pts[i, 0])
+        ys.append(pts[i, 1])
+    return xs, ys
+
+
+def basin_maps(result, *, seed=None, variants=None, cols: int | None = None, panel_px: int = 300,
+               show_pareto: bool = True) -> go.Figure:
+    """One panel per variant: every start coloured by its outcome (which optimum, the Pareto set,
+    stalled, moving, diverged), the Pareto set and the global optima drawn. ``seed``: which seed's runs
+    (default: the job's first); ``variants``: ids to show (default: all)."""
+    runs = result.runs
+    var = result.variants.set_index("variant")
+    land = result.landscape
+    optima = land.optima(None if not result.config.task_weights else result.config.task_weights[0],
+                         result.config.scale)
+    seed = result.config.seeds[0] if seed is None else seed
+    ids = list(var.index) if variants is None else [v for v in variants if v in var.index]
+    n = max(1, len(ids))
+    cols = cols or min(n, 4)
+    rows = math.ceil(n / cols)
+    titles = []
+    sel = runs[runs["seed"] == seed]
+    by_variant = {v: g.sort_values("start") for v, g in sel.groupby("variant")}
+    for v in ids:
+        g = by_variant.get(v)
+        if g is None or not len(g):
+            titles.append(f"{var.loc[v, 'label']}<br><sup>no runs</sup>")
+            continue
+        reached = (g["optimum_index"].to_numpy() >= 0).mean()
+        outc = g["outcome"].to_numpy().astype(str)
+        pareto = ((outc == "pareto") | np.char.startswith(outc, "optimum")).mean()
+        titles.append(f"{var.loc[v, 'label']}<br><sup>optimum {reached:.0%} · Pareto set {pareto:.0%}</sup>")
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or ["(no runs)"],
+                        horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.35 / rows))
+    codes = {name: i for i, name in enumerate(OUTCOME_ORDER)}
+    C = len(OUTCOME_ORDER)
+    scale = []
+    for i, name in enumerate(OUTCOME_ORDER):
+        scale += [[i / C, OUTCOME_COLOURS[name]], [(i + 1) / C, OUTCOME_COLOURS[name]]]
+    seen = set()
+    (x0, x1), (y0, y1) = land.bounds
+    pareto_xy = _pareto_xy(land) if show_pareto else None
+    for k, v in enumerate(ids):
+        r, c = k // cols + 1, k % cols + 1
+        g = by_variant.get(v)
+        if g is not None and len(g):
+            x, y = g["start_x"].to_numpy(), g["start_y"].to_numpy()
+            outc = g["outcome"].to_numpy().astype(str)
+            seen |= set(outc.tolist())
+            steps = g["optimum_step"].to_numpy()
+            text = [f"{o}" + (f", optimum at step {s}" if s >= 0 and o.startswith("optimum") else "")
+                    for o, s in zip(outc, steps)]
+            grid = _grid_axes(x, y)
+            if grid is not None:
+                xs, ys, ix, iy = grid
+                z = np.full((len(ys), len(xs)), np.nan)
+                z[iy, ix] = [codes.get(o, codes["moving"]) for o in outc]
+                tz = np.full((len(ys), len(xs)), "", dtype=object)
+                tz[iy, ix] = text
+                fig.add_trace(go.Heatmap(x=xs, y=ys, z=z, text=tz, zmin=-0.5, zmax=C - 0.5, colorscale=scale,
+                                         showscale=False, hovertemplate="start (%{x:.2f}, %{y:.2f})<br>%{text}"
+                                                                        "<extra></extra>"), row=r, col=c)
+            else:
+                size = max(3.0, min(10.0, panel_px / math.sqrt(len(x)) * 0.6))
+                fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", text=text, showlegend=False,
+                                           marker=dict(size=size, symbol="square",
+                                                       color=[OUTCOME_COLOURS.get(o, "#999") for o in outc]),
+                                           hovertemplate="start (%{x:.2f}, %{y:.2f})<br>%{text}<extra></extra>")
+                              if len(x) > 5000 else
+                              go.Scatter(x=x, y=y, mode="markers", text=text, showlegend=False,
+                                         marker=dict(size=size + 4, symbol="square",
+                                                     color=[OUTCOME_COLOURS.get(o, "#999") for o in outc],
+                                                     line=dict(width=0.5, color="#333")),
+                                         hovertemplate="start (%{x:.2f}, %{y:.2f})<br>%{text}<extra></extra>"),
+                              row=r, col=c)
+        if pareto_xy is not None:
+            fig.add_trace(go.Scatter(x=pareto_xy[0], y=pareto_xy[1], mode="lines", name="Pareto set",
+                                     line=dict(color=PARETO_COLOUR, width=3), legendgroup="pareto-set",
+                                     showlegend=k == 0, hoverinfo="skip"), row=r, col=c)
+        fig.add_trace(go.Scatter(x=optima[:, 0], y=optima[:, 1], mode="markers", name="global optimum",
+                                 marker=dict(symbol="star", size=14, color=OPTIMUM_COLOUR,
+                                             line=dict(width=1, color="#000")),
+                                 legendgroup="optima", showlegend=k == 0, hoverinfo="skip"), row=r, col=c)
+        axis = "" if k == 0 else str(k + 1)
+        fig.update_xaxes(range=[x0, x1], row=r, col=c, constrain="domain")
+        fig.update_yaxes(range=[y0, y1], row=r, col=c, scaleanchor=f"x{axis}", scaleratio=1, constrain="domain")
+    for name in OUTCOME_ORDER:   # the legend: one entry per outcome that occurs
+        if name in seen:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_outcome_label(name, optima),
+                                     marker=dict(symbol="square", size=12, color=OUTCOME_COLOURS[name])))
+    height = int(rows * (panel_px + 40) + 150)
+    plot_h = height - 80 - 90
+    fig.update_layout(height=height, margin=dict(l=40, r=20, t=80, b=90),
+                      title=f"Basin maps · {getattr(land, 'title', land.key)} · seed {seed}",
+                      legend=dict(orientation="h", yanchor="top", y=-40 / plot_h, x=0),   # below the panels
+                      plot_bgcolor="#ffffff")
+    return fig
+
+
+def success_chart(table, *, values=SHARE_VALUES) -> go.Figure:
+    """Horizontal bars per variant: the share of runs reaching a global optimum and the Pareto set."""
+    labels = list(table["label"])
+    fig = go.Figure()
+    palette = {"reached_share": "#0072B2", "pareto_share": "#009E73"}
+    for v in values:
+        fig.add_trace(go.Bar(y=labels, x=table[v], orientation="h", name=VALUE_LABELS.get(v, v),
+                             marker_color=palette.get(v), text=[f"{x:.0%}" for x in table[v]],
+                             textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_layout(barmode="group", height=max(260, 28 * len(labels) * len(values) + 120),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title="share of runs"),
+                      yaxis=dict(autorange="reversed"), margin=dict(l=10, r=20, t=40, b=40),
+                      legend=dict(orientation="h", y=1.05), title="Success per method")
+    return fig
+
+
+def _axis_values(col):
+    vals = list(dict.fromkeys(col.tolist()))
+    try:
+        return sorted(vals)
+    except TypeError:
+        return vals
+
+
+def sweep_heatmap(table, x: str, y: str, value: str = "reached_share", *, method: str | None = None) -> go.Figure:
+    """``value`` over two swept settings ``x`` and ``y`` of one method (the mean over any other swept
+    setting, which the caller may filter out first)."""
+    t = table if method is None else table[table["method"] == method]
+    t = t.dropna(subset=[x, y])
+    pv = t.groupby([y, x])[value].mean().unstack(x)
+    xs, ys = _axis_values(pv.columns), _axis_values(pv.index)
+    pv = pv.reindex(index=ys, columns=xs)
+    share = value in SHARE_VALUES
+    z = pv.to_numpy(dtype=float)
+    text = [[("" if not np.isfinite(c) else f"{c:.0%}" if share else f"{c:.3g}") for c in row] for row in z]
+    name = (t["name"].iloc[0] if len(t) else (method or ""))
+    fig = go.Figure(go.Heatmap(x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, text=text,
+                               texttemplate="%{text}", colorscale="Viridis",
+                               zmin=0 if share else None, zmax=1 if share else None,
+                               colorbar=dict(title=dict(text=VALUE_LABELS.get(value, value), side="right"),
+                                             tickformat=".0%" if share else None),
+                               hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>%{{text}}<extra></extra>"))
+    fig.update_layout(title=f"{name}: {VALUE_LABELS.get(value, value)} over {x} × {y}",
+                      xaxis=dict(title=x, type="category"), yaxis=dict(title=y, type="category"),
+                      height=max(360, 40 * len(ys) + 160), margin=dict(l=60, r=20, t=60, b=50))
+    return fig
+
+
+def sweep_line(table, x: str, value: str = "reached_share") -> go.Figure:
+    """``value`` against one swept setting ``x``, one line per method."""
+    fig = go.Figure()
+    share = value in SHARE_VALUES
+    numeric = all(isinstance(v, (int, float, np.number)) for v in table[x].dropna())
+    for i, (method, g) in enumerate(table.dropna(subset=[x]).groupby("method", sort=False)):
+        g = g.groupby(x, sort=True)[value].mean().reset_index()
+        fig.add_trace(go.Scatter(x=g[x] if numeric else g[x].astype(str), y=g[value], mode="lines+markers",
+                                 name=str(table.loc[table["method"] == method, "name"].iloc[0]),
+                                 line=dict(color=colour(method, i), width=2)))
+    positive = numeric and len(table[x].dropna()) and (table[x].dropna() > 0).all()
+    spread = positive and table[x].max() / max(table[x].min(), 1e-300) > 50
+    fig.update_layout(title=f"{VALUE_LABELS.get(value, value)} against {x}",
+                      xaxis=dict(title=x, type="log" if spread else None),
+                      yaxis=dict(title=VALUE_LABELS.get(value, value), tickformat=".0%" if share else None,
+                                 range=[0, 1.02] if share else None),
+                      height=420, margin=dict(l=60, r=20, t=60, b=50))
+    return fig
+
+
+def compare_chart(table_a, table_b, name_a: str, name_b: str, value: str = "reached_share") -> go.Figure:
+    """Two jobs side by side: ``value`` per variant label (labels present in either job)."""
+    labels = list(dict.fromkeys(list(table_a["label"]) + list(table_b["label"])))
+    fig = go.Figure()
+    share = value in SHARE_VALUES
+    for t, name, col in ((table_a, name_a, "#0072B2"), (table_b, name_b, "#E69F00")):
+        m = dict(zip(t["label"], t[value]))
+        ys = [m.get(lb, np.nan) for lb in labels]
+        fig.add_trace(go.Bar(y=labels, x=ys, orientation="h", name=name, marker_color=col,
+                             text=[("" if not np.isfinite(v) else f"{v:.0%}" if share else f"{v:.3g}") for v in ys],
+                             textposition="auto"))
+    fig.update_layout(barmode="group", title=f"{VALUE_LABELS.get(value, value)}: {name_a} vs {name_b}",
+                      xaxis=dict(title=VALUE_LABELS.get(value, value), tickformat=".0%" if share else None,
+                                 range=[0, 1] if share else None),
+                      yaxis=dict(autorange="reversed"), height=max(300, 44 * len(labels) + 120),
+                      legend=dict(orientation="h", y=1.06), margin=dict(l=10, r=20, t=60, b=40))
+    return fig
+

@@ -1,0 +1,117 @@
+"""The Benchmark page in real Chromium: launch a small job from the page, watch it finish, see the basin
+map and the success table (downloaded as CSV and checked against the stored runs).
+
+Uses the shared browser fixtures of tests/browser/conftest.py, with a server of its own whose data folder
+(GRADSCAPE_DATA) is private to this module.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def bench_server(tmp_path_factory):
+    """``streamlit run app.py`` with a private data folder; yields (base URL, data folder)."""
+    import socket
+    data = tmp_path_factory.mktemp("bench-data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, GRADSCAPE_DATA=str(data), GRADSCAPE_MAX_JOBS="1")
+    cmd = [str(Path(sys.executable).with_name("streamlit")), "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+    log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-bench-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            log.seek(0)
+            raise RuntimeError(f"streamlit did not start:\n{log.read()[-4000:]}")
+        time.sleep(0.3)
+    yield url, data
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    os.unlink(log.name)
+
+
+def _fill_number(page, label: str, value: int):
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    page.wait_for_timeout(300)
+
+
+def test_launch_watch_and_open_a_job(bench_server, page, screenshots):
+    from trajectories import jobs
+    from trajectories.store import Store
+    import landscapes
+
+    url, data = bench_server
+    page.goto(url + "/benchmark")
+    page.get_by_role("heading", name="Benchmark").first.wait_for(timeout=120_000)
+    page.get_by_text("No jobs yet").wait_for(timeout=120_000)
+    page.get_by_role("tab", name="Custom job").click()
+    _fill_number(page, "Grid size n (n × n starts)", 6)
+    _fill_number(page, "Steps", 20000)
+    page.get_by_text("2 variants × 1 seeds × 36 starts").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Launch job").click()
+
+    # the live list shows the job, then its end; the page stays usable meanwhile
+    page.get_by_text("one_optimum · 2 methods · grid:6 · 20000 steps").first.wait_for(timeout=60_000)
+    page.get_by_text("finished").first.wait_for(timeout=JOB_TIMEOUT_MS)
+    store = Store(data)
+    [job] = store.list_jobs()
+    assert job["status"] == "finished", job["message"]
+
+    # the basin map: a Plotly figure with one panel per method
+    page.get_by_text("Basin maps ·").first.wait_for(timeout=120_000)
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for(timeout=60_000)
+    assert plot.locator("text", has_text="SAM-GS").count() >= 1
+    assert plot.locator(".hm").count() + plot.locator("image").count() >= 2     # two heatmap panels
+    page.screenshot(path=str(screenshots / "benchmark-basins.png"), full_page=True)
+
+    # the success table: its CSV download matches the stored finals
+    page.get_by_role("tab", name="Success table").click()
+    page.get_by_text("reached", exact=False).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(screenshots / "benchmark-table.png"), full_page=True)
+    with page.expect_download(timeout=60_000) as dl:
+        page.locator("[data-testid='stDownloadButton'] >> visible=true").filter(has_text="Download CSV").first.click()
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["method"] for r in rows] == ["samgs", "ls"]
+    frame = jobs.load_result(store, job["id"]).frame()
+    opt = landscapes.get("one_optimum").optima()
+    for r in rows:
+        f = frame.loc[frame["method"] == r["method"], ["final_x", "final_y"]].to_numpy()
+        assert int(r["runs"]) == 36
+        assert int(r["reached"]) == int((np.linalg.norm(f[:, None] - opt[None], axis=-1).min(1) <= 0.1).sum())
+    assert not page.js_errors, page.js_errors

@@ -1,0 +1,187 @@
+"""The lock-step engine: backends agree, runs are independent, sweeps batch, results round-trip."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import landscapes
+import optimizers
+import trajectories
+from landscapes.base import Landscape
+from trajectories import Result, simulate
+
+STEPS = 300
+
+
+def _run(**kw):
+    args = dict(landscape="one_optimum", methods=["samgs", "ls"], starts="paper", steps=STEPS, record_every=10)
+    args.update(kw)
+    return simulate(args.pop("landscape"), args.pop("methods"), args.pop("starts"), args.pop("steps"), **args)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 2e-4)])
+def test_c_kernel_and_eager_torch_agree(dtype, tol):
+    a = _run(backend="c", dtype=dtype)
+    b = _run(backend="torch", dtype=dtype)
+    assert a.timings["backends"] == {"samgs": "c", "ls": "c"}
+    assert b.timings["backends"] == {"samgs": "torch", "ls": "torch"}
+    np.testing.assert_allclose(a.positions, b.positions, atol=tol, rtol=0)
+    np.testing.assert_allclose(a.final, b.final, atol=tol, rtol=0)
+    for k in ("cos", "gms", "weights", "dir", "branch"):
+        np.testing.assert_allclose(a.aux[k], b.aux[k], atol=tol * 10, rtol=tol * 10, equal_nan=True)
+
+
+def test_every_registered_method_runs_and_backends_agree():
+    """Every method traces into the C kernel (no silent fallback) and matches eager torch in float64."""
+    names = optimizers.names()
+    a = simulate("one_optimum", names, "-8,5;3,7.5;-10,-3", 200, record_every=20, dtype="float64", backend="c")
+    b = simulate("one_optimum", names, "-8,5;3,7.5;-10,-3", 200, record_every=20, dtype="float64", backend="torch")
+    assert set(a.timings["backends"].values()) == {"c"}, a.timings["backends"]
+    np.testing.assert_allclose(a.positions, b.positions, atol=1e-8, equal_nan=True)
+
+
+def test_matches_a_plain_sequential_loop():
+    """An independent per-start loop: closed-form LS on the landscape with torch.optim.Adam, one start at a time."""
+    import landscapes
+    land = landscapes.get("one_optimum")
+    res = _run(methods=["ls"], dtype="float64", steps=500, record_every=500)
+    for s, start in enumerate(land.presets["paper"].points):
+        p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([p], lr=1e-3)
+        for _ in range(500):
+            opt.zero_grad()
+            land.values(p[None], torch.ones(1, dtype=torch.float64)).sum().backward()
+            opt.step()
+        np.testing.assert_allclose(res.final[0, s], p.detach().numpy(), atol=1e-9)
+
+
+class _Bowls(Landscape):
+    """f1 = x^2 + y^2, f2 = (x - 1)^2 + y^2: SGD with lr > 1 multiplies the distance by |1 - 2 lr| a step."""
+
+    def values(self, theta, scale):
+        x, y = theta[:, 0], theta[:, 1]
+        return torch.stack([(x * x + y * y) * scale, (x - 1) ** 2 + y * y], 1)
+
+    def values_and_grads(self, theta, scale):
+        x, y = theta[:, 0], theta[:, 1]
+        G = torch.stack([torch.stack([2 * x * scale, 2 * y * scale], 1), torch.stack([2 * (x - 1), 2 * y], 1)], 1)
+        return self.values(theta, scale), G
+
+
+BOWLS = landscapes.register(_Bowls(key="test_bowls", title="bowls", n_tasks=2, bounds=((-3, 3), (-3, 3)),
+                                   presets={}, floor=(-1.0, -1.0)))
+
+
+def test_a_poisoned_run_is_frozen_and_spoils_nothing():
+    """One setting's learning rate blows its runs up (SGD, lr 50: distances grow 99-fold a step); the other
+    runs of the same batch are bit-identical to a clean batch, and the blown-up ones are frozen."""
+    kw = dict(landscape="test_bowls", methods=["ls", "samgs"], starts="1,2;-2,0.5;0.5,-1", steps=200,
+              optimizer="sgd", momentum=0.0)
+    clean = _run(lr=[1e-3], **kw)
+    mixed = _run(lr=[1e-3, 50.0], **kw)
+    rows = [i for i, v in enumerate(mixed.variants) if v["lr"] == 1e-3]
+    np.testing.assert_array_equal(mixed.positions[rows], clean.positions)
+    # LS blows up; SAM-GS's reference clip bounds each step (|d| <= 1), so it stays finite
+    bad = [i for i, v in enumerate(mixed.variants) if v["lr"] == 50.0 and v["method"] == "ls"]
+    assert (mixed.diverged_step[bad] >= 0).all()
+    assert (mixed.status[bad] == "diverged").all()
+    assert (mixed.diverged_step[rows] == -1).all()
+    assert (mixed.diverged_step[bad] == 2).all()      # 2 -> 99^2: beyond 1e6 after the third update
+    assert np.isfinite(mixed.final).all(), "a diverged run is frozen at its last finite position"
+    assert (np.abs(mixed.final[bad]) < 1e6).all()
+
+
+def test_sweep_rows_equal_separate_runs():
+    sweep = _run(methods=["samgs"], hparams={"samgs": {"gamma": [0.05, 0.5]}}, lr=[1e-3, 3e-3])
+    assert sweep.final.shape[0] == 4
+    assert [v["hparams"]["gamma"] for v in sweep.variants] == [0.05, 0.5, 0.05, 0.5]
+    assert [v["lr"] for v in sweep.variants] == [1e-3, 1e-3, 3e-3, 3e-3]
+    assert "gamma=0.05" in sweep.labels[0] and "lr=0.001" in sweep.labels[0]
+    one = _run(methods=["samgs"], hparams={"samgs": {"gamma": 0.5}}, lr=3e-3)
+    np.testing.assert_array_equal(sweep.positions[3], one.positions[0])
+
+
+def test_task_weights_sweep_and_landscape_defaults():
+    res = simulate("two_optima", ["samgs"], "paper", 50, task_weights=[[1, 1], [0.3, 0.7]], record_every=10)
+    assert res.variants[0]["hparams"]["beta2"] == 0.9       # the two-optima default of the paper
+    assert res.variants[1]["task_weights"] == [0.3, 0.7]
+    np.testing.assert_allclose(res.losses[1, :, 0, 0] / res.losses[0, :, 0, 0], 0.3, rtol=1e-6)
+
+
+def test_random_methods_are_reproducible_and_independent_of_batch():
+    if "rlw" not in optimizers.names():
+        pytest.fail("rlw is not registered")
+    a = _run(methods=["rlw"], starts="paper", seed=3)
+    b = _run(methods=["rlw"], starts="paper", seed=3)
+    c = _run(methods=["rlw"], starts="-8,5;-3,7.5", seed=3)       # the first two starts only
+    d = _run(methods=["rlw"], starts="paper", seed=4)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    np.testing.assert_array_equal(a.positions[:, :2], c.positions)
+    assert not np.array_equal(a.positions, d.positions)
+
+
+def test_save_load_round_trip(tmp_path):
+    res = _run()
+    path = res.save(tmp_path / "r.npz")
+    assert path.exists() and path.with_suffix(".json").exists()
+    back = Result.load(path)
+    for name in ("positions", "losses", "final", "status", "outcome", "pareto_distance", "record_steps"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(res, name))
+    for k in res.aux:
+        np.testing.assert_array_equal(back.aux[k], res.aux[k])
+    assert back.config == res.config and back.methods == res.methods
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["config"]["methods"] == ["samgs", "ls"]
+    again = back.rerun()
+    np.testing.assert_array_equal(again.positions, res.positions)
+    frame = res.to_frame()
+    assert len(frame) == 14 and set(frame["method"]) == {"samgs", "ls"}
+
+
+def test_record_layout_and_final_record():
+    res = _run(steps=100, record_every=25)
+    np.testing.assert_array_equal(res.record_steps, [0, 25, 50, 75, 100])
+    np.testing.assert_allclose(res.positions[:, :, 0], np.broadcast_to(res.starts, res.positions[:, :, 0].shape))
+    np.testing.assert_allclose(res.positions[:, :, -1], res.final, atol=1e-6)
+    odd = _run(steps=90, record_every=25)      # the final step is not on the record grid
+    np.testing.assert_array_equal(odd.record_steps, [0, 25, 50, 75])
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(methods=["nope"]), "unknown method"),
+    (dict(starts="50,0"), "outside the box"),
+    (dict(starts="nan,0"), "finite"),
+    (dict(starts="grid:0"), "grid size"),
+    (dict(lr=-1.0), "lr"),
+    (dict(lr=float("nan")), "lr"),
+    (dict(steps=0), "steps"),
+    (dict(steps=10 ** 9), "steps"),
+    (dict(pipeline="dirty"), "pipeline"),
+    (dict(hparams={"samgs": {"gamma": 7}}), "gamma"),
+    (dict(hparams={"samgs": {"zeta": 1}}), "unknown hyperparameter"),
+    (dict(hparams={"cagrad": {"c": 0.5}}), "not among the chosen"),
+    (dict(task_weights=[1, 2, 3]), "task_weights"),
+    (dict(task_weights=[1, -2]), "task_weights"),
+    (dict(optimizer="lbfgs"), "outer"),
+    (dict(starts="grid:1000", steps=20000, record_every=1), "memory"),
+])
+def test_bad_input_is_refused_with_a_message_naming_the_field(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        _run(**kw)
+
+
+def test_progress_and_cancel():
+    seen = []
+    _run(steps=2500, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] and len(seen) == 3
+    with pytest.raises(trajectories.Cancelled):
+        _run(steps=5000, cancel=lambda: True)
+
+
+def test_early_exit_keeps_the_outcome():
+    full = _run(methods=["ls"], steps=20000, record_every=100, record=("positions",))
+    fast = _run(methods=["ls"], steps=20000, record_every=100, record=("positions",), early_exit=True)
+    assert fast.timings["steps_run"] <= 20000
+    np.testing.assert_array_equal(full.outcome, fast.outcome)
+    np.testing.assert_allclose(full.final, fast.final, atol=0.05)

@@ -1,0 +1,221 @@
+"""The Explore page under ``streamlit.testing.v1.AppTest``: defaults render, every control reaches the engine
+config, the URL reproduces the view, and bad input gets a message instead of a traceback.
+
+Expected values come from the issue / engine brief (default methods, the paper preset, at most ~2000 records
+per run), from the landscapes' own data (preset points, boxes) or from arithmetic (w2 = 1 - w1, grid points);
+the page's config is read from ``st.session_state["explore.config"]`` (``Config.to_dict()`` of the run shown).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import landscapes
+import optimizers
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 300          # the first run in a process imports torch and may build kernels
+QUICK = {"steps": "300", "methods": "samgs,ls,famo"}     # a fast view for the control tests
+ISSUE_DEFAULTS = ("samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls")
+
+
+def app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    return at.run()
+
+
+def config(at) -> dict:
+    return at.session_state["explore.config"]
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def assert_clean(at):
+    assert not at.exception, texts(at.exception)
+    assert not at.error, texts(at.error)
+
+
+# -- defaults ---------------------------------------------------------------------------------------
+def test_defaults_render_the_paper_view():
+    at = app()
+    assert_clean(at)
+    cfg = config(at)
+    land = landscapes.get("one_optimum")
+    assert cfg["landscape"] == "one_optimum"
+    assert set(cfg["methods"]) == {m for m in ISSUE_DEFAULTS if m in optimizers.names()}
+    assert np.allclose(cfg["starts"], land.presets["paper"].points)
+    assert cfg["steps"] == land.default_steps == 20000
+    assert cfg["pipeline"] == "reference" and cfg["optimizer"] == "adam" and cfg["lr"] == 1e-3
+    assert cfg["steps"] / cfg["record_every"] <= 2000
+    assert cfg["hparams"]["samgs"] == {"gamma": 0.1, "beta1": 0.9, "beta2": 0.99}   # the paper's one-optimum toy
+    assert len(at.get("plotly_chart")) == 1
+    # SAM-GS's three sliders are the first controls of the sidebar
+    assert [s.key for s in at.sidebar.slider][:3] == ["x.samgs.gamma", "x.samgs.beta1", "x.samgs.beta2"]
+    assert dict(at.query_params) == {}        # the defaults need no URL parameters
+
+
+# -- every control reaches the config -------------------------------------------------------------------
+def test_samgs_sliders_change_the_config_and_the_url():
+    at = app(**QUICK)
+    for name, value in (("gamma", 0.3), ("beta1", 0.5), ("beta2", 0.8)):
+        at.slider(key=f"x.samgs.{name}").set_value(value).run()
+        assert_clean(at)
+        assert config(at)["hparams"]["samgs"][name] == pytest.approx(value)
+        assert float(at.query_params[f"samgs.{name}"]) == pytest.approx(value)
+
+
+def test_problem_controls_change_the_config():
+    at = app(**QUICK)
+    at.radio(key="x.wmode").set_value("sum1").run()
+    at.slider(key="x.w1").set_value(0.3).run()
+    assert_clean(at)
+    assert config(at)["task_weights"] == pytest.approx([0.3, 0.7])
+    at.radio(key="x.wmode").set_value("free").run()
+    at.number_input(key="x.w.1").set_value(2.5).run()
+    assert config(at)["task_weights"] == pytest.approx([1.0, 2.5])
+    at.number_input(key="x.scale").set_value(4.0).run()
+    assert config(at)["scale"] == 4.0
+    at.selectbox(key="x.land").set_value("two_optima").run()
+    assert_clean(at)
+    two = landscapes.get("two_optima")
+    assert config(at)["landscape"] == "two_optima"
+    assert np.allclose(config(at)["starts"], two.presets["paper"].points)   # one_optimum's starts do not fit
+    assert config(at)["hparams"]["samgs"]["beta2"] == 0.9                    # two_optima's SAM-GS default
+
+
+def test_method_controls_change_the_config():
+    at = app(**QUICK)
+    fam = optimizers.get("pcgrad").family
+    chosen = at.multiselect(key=f"x.methods.{fam}").value
+    at.multiselect(key=f"x.methods.{fam}").set_value(list(chosen) + ["pcgrad"]).run()
+    assert_clean(at)
+    assert "pcgrad" in config(at)["methods"]
+    # a hyperparameter from a method's expander (FAMO's task-weight learning rate, a log-scale spec)
+    h = optimizers.get("famo").hparam("w_lr")
+    assert h.log
+    at.select_slider(key="x.famo.w_lr").set_value(0.1).run()
+    assert config(at)["hparams"]["famo"]["w_lr"] == 0.1
+    assert at.query_params["famo.w_lr"] == "0.1"
+    lw = optimizers.get("ls").family
+    at.multiselect(key=f"x.methods.{lw}").set_value(["ls"]).run()     # FAMO off
+    assert "famo" not in config(at)["methods"]
+
+
+def test_optimiser_controls_change_the_config():
+    at = app(**QUICK)
+    at.radio(key="x.opt").set_value("sgd").run()
+    at.slider(key="x.mom").set_value(0.5).run()
+    at.select_slider(key="x.lr").set_value(0.01).run()
+    at.number_input(key="x.steps").set_value(700).run()
+    at.radio(key="x.pipe").set_value("clean").run()
+    at.number_input(key="x.seed").set_value(7).run()
+    assert_clean(at)
+    cfg = config(at)
+    assert (cfg["optimizer"], cfg["momentum"], cfg["lr"], cfg["steps"], cfg["pipeline"], cfg["seed"]) == \
+        ("sgd", 0.5, 0.01, 700, "clean", 7)
+    assert at.query_params["opt"] == "sgd" and at.query_params["steps"] == "700"
+
+
+def test_start_controls_change_the_config():
+    at = app(**QUICK)
+    (x0, x1), (y0, y1) = landscapes.get("one_optimum").bounds
+    at.radio(key="x.smode").set_value("grid").run()
+    at.number_input(key="x.grid").set_value(3).run()
+    assert_clean(at)
+    X, Y = np.meshgrid(np.linspace(x0, x1, 3), np.linspace(y0, y1, 3))
+    assert np.allclose(config(at)["starts"], np.stack([X.ravel(), Y.ravel()], 1))
+    at.radio(key="x.smode").set_value("random").run()
+    at.number_input(key="x.random").set_value(4).run()
+    pts = np.array(config(at)["starts"])
+    assert pts.shape == (4, 2) and (pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all()
+    at.radio(key="x.smode").set_value("points").run()
+    at.text_area(key="x.points").set_value("1,2;-3,4.5").run()
+    assert config(at)["starts"] == [[1.0, 2.0], [-3.0, 4.5]]
+    assert at.query_params["starts"] == "1,2;-3,4.5"
+
+
+def test_view_controls_change_the_page_state_and_url():
+    at = app(**QUICK)
+    at.radio(key="x.view").set_value("loss").run()
+    assert_clean(at)
+    assert at.query_params["view"] == "loss"
+    at.radio(key="x.view").set_value("diag").run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2          # arrows + diagnostics over steps
+    at.radio(key="x.view").set_value("table").run()
+    assert_clean(at)
+    assert len(at.dataframe) == 2                    # per method, per method and start
+    at.radio(key="x.view").set_value("map").run()
+    at.radio(key="x.layout").set_value("multiples").run()
+    at.radio(key="x.loss").set_value("task2").run()
+    assert_clean(at)
+    assert (at.query_params["layout"], at.query_params["loss"]) == ("multiples", "task2")
+
+
+def test_a_url_reproduces_the_view():
+    at = app(**QUICK)
+    at.slider(key="x.samgs.gamma").set_value(0.42).run()
+    at.radio(key="x.pipe").set_value("clean").run()
+    at.radio(key="x.smode").set_value("grid").run()
+    at.number_input(key="x.grid").set_value(2).run()
+    url = dict(at.query_params)
+    again = app(**url)
+    assert_clean(again)
+    assert config(again) == config(at)
+
+
+def test_teaching_link_hides_the_controls():
+    at = app(teach="1", **QUICK)
+    assert_clean(at)
+    assert len(at.sidebar.slider) == 0 and len(at.sidebar.multiselect) == 0
+    assert len(at.get("plotly_chart")) == 1
+    assert at.query_params["teach"] == "1"
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+def test_malformed_query_parameters_are_named_and_replaced_by_defaults():
+    at = app(lr="abc", steps="999999", **{"samgs.gamma": "5"}, land="nowhere", starts="99,99",
+             methods="samgs,nope", foo="1")
+    assert not at.exception
+    warned = " ".join(texts(at.warning))
+    for name in ("lr", "steps", "samgs.gamma", "land", "starts", "methods", "foo"):
+        assert f"`{name}" in warned, name
+    cfg = config(at)
+    assert cfg["lr"] == 1e-3 and cfg["steps"] == 20000 and cfg["landscape"] == "one_optimum"
+    assert cfg["hparams"]["samgs"]["gamma"] == 0.1
+    assert len(at.get("plotly_chart")) == 1          # the page still works
+
+
+def test_a_grid_too_large_is_refused_with_a_message():
+    at = app(starts="grid:200", methods="samgs,ls", steps="300")
+    assert not at.exception
+    assert any("starts" in e and "runs" in e for e in texts(at.error))
+    # the controls still work: a smaller grid runs
+    at.number_input(key="x.grid").set_value(3).run()
+    assert_clean(at)
+    assert len(config(at)["starts"]) == 9
+
+
+def test_a_learning_rate_that_diverges_every_run_is_reported():
+    # SAM-GS without the reference pipeline's norm clipping, heavy-ball SGD at lr 10: every run leaves |theta| < 1e6
+    at = app(methods="samgs", opt="sgd", lr="10", mom="0.999", pipe="clean", steps="5000")
+    assert not at.exception
+    assert any("Every run diverged" in e for e in texts(at.error))
+
+
+def test_the_last_start_cannot_be_removed_and_clicks_edit_the_starts():
+    from views import explore_model as model
+    land = landscapes.get("one_optimum")
+    spec, note = model.click_starts("paper", land, 5.0, -5.0)          # far from every start: added
+    pts = np.array([[float(v) for v in p.split(",")] for p in spec.split(";")])
+    assert len(pts) == 8 and np.allclose(pts[-1], [5.0, -5.0]) and "Added" in note
+    back, note = model.click_starts(spec, land, 5.1, -5.1)             # next to the new one: removed
+    assert back == "paper" and "Removed" in note
+    one, note = model.click_starts("1,1", land, 1.2, 1.0)
+    assert one == "1,1" and "cannot be removed" in note

@@ -1,0 +1,132 @@
+"""The two synthetic problems against methods-spec.md §2 (values, optima, Pareto sets) and autograd."""
+import numpy as np
+import pytest
+import torch
+
+import landscapes
+from landscapes.base import Landscape
+from landscapes.pareto import distance_to_set, nondominated
+
+ONE = landscapes.get("one_optimum")
+TWO = landscapes.get("two_optima")
+
+
+def test_registry():
+    assert {"one_optimum", "two_optima"} <= set(landscapes.names())
+    with pytest.raises(ValueError, match="unknown landscape"):
+        landscapes.get("nope")
+
+
+@pytest.mark.parametrize("land,losses", [
+    (ONE, [(6.320, 7.766), (5.993, 7.378), (6.916, 6.916), (7.378, 5.993), (7.766, 6.320),
+           (8.282, -17.062), (-17.062, 8.282)]),
+    (TWO, [(5.666, 7.386), (7.386, 5.666), (4.830, 6.576), (6.576, 4.830), (6.916, 6.916), (-19.857, -19.857)]),
+])
+def test_losses_at_the_paper_starts(land, losses):
+    got = land.losses_np(land.presets["paper"].points)
+    np.testing.assert_allclose(got, losses, atol=1.5e-3)
+
+
+@pytest.mark.parametrize("land", [ONE, TWO])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_closed_form_gradients_match_autograd(land, dtype):
+    g = torch.Generator().manual_seed(0)
+    (x0, x1), (y0, y1) = land.bounds
+    th = torch.stack([torch.rand(500, generator=g) * (x1 - x0) + x0, torch.rand(500, generator=g) * (y1 - y0) + y0], 1)
+    # the kinks: the gate at y = 0, and h1 = 0 / h2 = 0 in the log valleys
+    extra = torch.tensor([[0.0, 0.0], [3.0, 0.0], [-7.0, 0.0], [-5.0, 2.0], [1.0, 1e-7]])
+    th = torch.cat([th, extra]).to(dtype)
+    scale = torch.full((len(th),), 0.7, dtype=dtype)
+    F, G = land.values_and_grads(th, scale)
+    F2, G2 = Landscape.values_and_grads(land, th, scale)     # torch.func autograd of the same values
+    tol = 1e-10 if dtype == torch.float64 else 2e-4
+    np.testing.assert_allclose(F.numpy(), F2.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(G.numpy(), G2.numpy(), rtol=tol, atol=tol)
+
+
+def test_gate_kink_follows_autograd_convention():
+    """At y = 0 both clamps pass their derivative: dc1/dy = +1/2, dc2/dy = -1/2 (methods-spec §2)."""
+    th = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
+    _, G = ONE.values_and_grads(th, torch.ones(1, dtype=torch.float64))
+    x = 2.0
+    A1 = np.log(abs(0.5 * (-x - 7))) + 6
+    A2 = np.log(abs(0.5 * (-x + 3) + 2)) + 6
+    Q1 = ((x - 7) ** 2 + 0.1 * 64) / 10 - 20
+    Q2 = ((x + 7) ** 2 + 0.1 * 64) / 10 - 20
+    # c1 = c2 = 0 at y = 0, so only the gate derivatives remain in d/dy
+    np.testing.assert_allclose(G[0, 0, 1].item(), 0.5 * A1 - 0.5 * Q1, rtol=1e-12)
+    np.testing.assert_allclose(G[0, 1, 1].item(), 0.5 * A2 - 0.5 * Q2, rtol=1e-12)
+
+
+def _grid_min(land, task, center, half=0.05, n=401):
+    xs = np.linspace(center[0] - half, center[0] + half, n)
+    ys = np.linspace(center[1] - half, center[1] + half, n)
+    X, Y = np.meshgrid(xs, ys)
+    F = land.losses_np(np.stack([X.ravel(), Y.ravel()], 1))
+    v = F.sum(1) if task is None else F[:, task]
+    i = np.argmin(v)
+    return np.array([X.ravel()[i], Y.ravel()[i]]), v[i]
+
+
+def test_per_task_minima():
+    p, v = _grid_min(ONE, 0, (7.0, -8.4345))
+    np.testing.assert_allclose(p, (7.0, -8.4345), atol=5e-4)
+    assert v == pytest.approx(-19.989, abs=1e-3)
+    p, v = _grid_min(ONE, 1, (-7.0, -8.4345))
+    np.testing.assert_allclose(p, (-7.0, -8.4345), atol=5e-4)
+    p, v = _grid_min(TWO, 0, (-5.4564, -10.8427))
+    np.testing.assert_allclose(p, (-5.4564, -10.8427), atol=5e-4)
+    assert v == pytest.approx(-50.294, abs=1e-3)
+    p, v = _grid_min(TWO, 0, (16.228, -10.8427), half=0.1)     # the shallower well of the double well
+    assert v == pytest.approx(-48.099, abs=1e-3)
+
+
+def test_optima_of_the_summed_loss():
+    np.testing.assert_allclose(ONE.optima(), [[0.0, -8.35511]], atol=2e-5)
+    opt = TWO.optima()
+    assert len(opt) == 2
+    np.testing.assert_allclose(np.sort(opt[:, 0]), [-5.4546, 5.4546], atol=2e-4)
+    np.testing.assert_allclose(opt[:, 1], [-10.8426, -10.8426], atol=2e-4)
+    np.testing.assert_allclose(ONE.losses_np(ONE.optima()), [[-15.0916, -15.0916]], atol=1e-4)
+    # weights move the minimiser along the Pareto set: x = 7 (2 lam - 1) for lam f1 + (1 - lam) f2
+    opt = ONE.optima(weights=(0.75, 0.25))
+    np.testing.assert_allclose(opt[0, 0], 3.5, atol=2e-3)
+
+
+def test_one_optimum_pareto_set():
+    pts = ONE.pareto_set()
+    # the spec's samples of y*(x), both sides
+    for x, y in [(7, -8.43446), (5, -8.39694), (3, -8.37052), (1, -8.35684), (0, -8.35511)]:
+        for sx in (1, -1):
+            assert distance_to_set(np.array([[sx * x, y]]), pts)[0] < 2e-3
+    assert np.abs(pts[:, 0]).max() == pytest.approx(7.0, abs=2e-3)
+    assert not (distance_to_set(np.array([[0.0, -8.2], [8.0, -8.43], [0.0, 1.0]]), pts) < 0.05).any()
+    front = ONE.pareto_front()
+    np.testing.assert_allclose(front[0], (-19.989, -0.398), atol=2e-3)
+    np.testing.assert_allclose(front[-1], (-0.398, -19.989), atol=2e-3)
+    assert nondominated(front).all()
+
+
+def test_two_optima_pareto_set():
+    pts = TWO.pareto_set()
+    np.testing.assert_allclose(pts[:, 1], -10.8425, atol=1e-3)
+    assert np.abs(pts[:, 0]).max() == pytest.approx(5.456, abs=2e-3)
+    # the spec's samples: f1 = -40 at x = -2.567 (f2 = -24.92), f1 = -25 at x = 2.483 (f2 = -39.59)
+    for x, f2 in [(-2.567, -24.92), (2.483, -39.59)]:
+        assert distance_to_set(np.array([[x, -10.8425]]), pts)[0] < 2e-3
+        assert TWO.losses_np([[x, -10.8425]])[0, 1] == pytest.approx(f2, abs=0.01)
+    # the front is concave: the midpoint of its end points is not dominated by any front point
+    front = TWO.pareto_front()
+    mid = (front[0] + front[-1]) / 2
+    assert not ((front <= mid).all(1)).any()
+
+
+def test_presets_and_floor_fit_the_box():
+    for land in (ONE, TWO):
+        for p in land.presets.values():
+            assert land.contains(p.points).all()
+        xs, ys, pts = land.grid(200)
+        F = land.losses_np(pts)
+        assert (F.min(0) > np.array(land.floor)).all()
+    assert len(ONE.presets["paper"].points) == 7 and len(TWO.presets["paper"].points) == 6
+    assert len(ONE.presets["nashmtl"].points) == 5 and len(ONE.presets["cagrad"].points) == 3

@@ -1,0 +1,132 @@
+"""Gradscape's command line: ``python -m trajectories run|bench|figure ...``.
+
+A face like the pages: it parses flags, calls the engine (and, for ``figure``, ``figures/``), and turns
+bad input into a one-line message and exit status 2 (never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _run_parser(sub):
+    p = sub.add_parser("run", help="simulate methods from start points and write a Result (.npz + .json)",
+                       description="Simulate every method from every start in lock-step and save the Result.")
+    land = p.add_mutually_exclusive_group()
+    land.add_argument("--landscape", default="one_optimum",
+                      help="a built-in landscape (one_optimum, two_optima, ...; default one_optimum)")
+    land.add_argument("--landscape-file", metavar="FILE",
+                      help="a custom landscape: JSON or YAML {name, tasks: [expr, ...], bounds: [[x0, x1], [y0, y1]]}")
+    p.add_argument("--methods", default="samgs,ls", help="comma-separated method keys (default samgs,ls)")
+    p.add_argument("--starts", default="paper",
+                   help="a preset name (paper, nashmtl, cagrad), points 'x,y;x,y', grid:N or random:N[:SEED]")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the landscape's)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="outer optimiser (default adam)")
+    p.add_argument("--lr", default="1e-3", help="learning rate, or a comma-separated list to sweep")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--pipeline", default="reference", choices=["reference", "clean"],
+                   help="reference: the published toy code's post-processing; clean: each paper's own")
+    p.add_argument("--hp", action="append", default=[], metavar="METHOD.NAME=V[,V...]",
+                   help="a hyperparameter, e.g. samgs.gamma=0.2 or samgs.gamma=0.05,0.1,0.2 (a sweep); repeatable")
+    p.add_argument("--task-weights", default=None, help="task weights, e.g. 0.3,0.7")
+    p.add_argument("--scale", type=float, default=1.0, help="the task-1 scale (default 1)")
+    p.add_argument("--record-every", type=int, default=10, help="keep every k-th step (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="RNG seed for the random methods (default 0)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--backend", default="auto", choices=["auto", "c", "torch", "compile"],
+                   help="c: fused CPU kernel; torch: eager; compile: torch.compile (GPU)")
+    p.add_argument("--out", default="result.npz", help="output file (default result.npz; a .json sidecar too)")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary")
+
+
+def _parse_hp(items):
+    out: dict = {}
+    for item in items:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"--hp: expected METHOD.NAME=VALUE, got {item!r}")
+        lhs, rhs = item.split("=", 1)
+        method, name = lhs.split(".", 1)
+        vals = [float(v) for v in rhs.split(",")] if rhs else []
+        if not vals:
+            raise ValueError(f"--hp: no value in {item!r}")
+        out.setdefault(method, {})[name] = vals if len(vals) > 1 else vals[0]
+    return out
+
+
+def _floats(text, name):
+    try:
+        vals = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"{name}: expected numbers separated by commas, got {text!r}") from None
+    return vals
+
+
+def cmd_run(a) -> int:
+    import landscapes
+    import trajectories
+
+    if a.landscape_file:
+        from landscapes.custom import landscape_from_cli
+        land = landscape_from_cli(a.landscape_file)
+    else:
+        land = landscapes.get(a.landscape)
+    lrs = _floats(a.lr, "--lr")
+    weights = _floats(a.task_weights, "--task-weights") if a.task_weights else None
+    steps = a.steps or land.default_steps
+
+    def progress(done, total):
+        if not a.quiet:
+            print(f"\r{100 * done / total:5.1f}%", end="", file=sys.stderr, flush=True)
+
+    res = trajectories.simulate(land, a.methods, a.starts, steps, hparams=_parse_hp(a.hp), optimizer=a.optimizer,
+                                lr=lrs if len(lrs) > 1 else lrs[0], momentum=a.momentum, pipeline=a.pipeline,
+                                record_every=a.record_every, seed=a.seed, device=a.device, dtype=a.dtype,
+                                task_weights=weights, scale=a.scale, backend=a.backend, progress=progress)
+    path = res.save(a.out)
+    if not a.quiet:
+        print(file=sys.stderr)
+        print(res.summary().to_string(index=False))
+        print(f"wrote {path} and {path.with_suffix('.json')} ({res.timings['wall_s']:.2f} s)")
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        rest = argv[1:]
+        if "--speed" in rest:
+            from . import speed
+            return speed.main([x for x in rest if x != "--speed"])
+        from . import benchmarks
+        return benchmarks.main(rest)
+    if argv and argv[0] == "figure":
+        from figures import cli as figure_cli
+        return figure_cli.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m trajectories",
+                                     description="Gradscape: run MTL gradient-aggregation methods on analytic landscapes.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _run_parser(sub)
+    sub.add_parser("bench", help="benchmarks: --preset NAME [--json], a job CONFIG file, or --speed")
+    sub.add_parser("figure", help="figures for papers and slides: --preset NAME --out FILE, --from-config ...")
+    a = parser.parse_args(argv)
+    if a.cmd == "run":
+        return cmd_run(a)
+    return 2
+
+
+def entry() -> int:
+    try:
+        return main()
+    except (ValueError, OSError, KeyError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

@@ -1,0 +1,640 @@
+"""Benchmark jobs: a config (landscape, methods, starts, steps, seeds, sweep), its plan of engine calls
+("chunks"), and the merged per-run result of a job.
+
+A job config is a plain dict (JSON/YAML; the page builds the same dict)::
+
+    name: samgs-gamma-beta1
+    landscape: one_optimum            # and optionally task_weights: [1, 1], scale: 1
+    methods: [samgs, ls]              # or "all"
+    starts: grid:64                   # a preset (paper ...), grid:N, random:N[:SEED], "x,y;x,y" or [[x, y], ...]
+    steps: 20000                      # default: the landscape's default
+    pipeline: reference               # optimizer: adam, lr: 0.001, momentum: 0.9
+    seeds: [0]
+    hparams: {samgs: {beta2: 0.99}}   # fixed settings
+    sweep:                            # every combination becomes a variant (a row of the tables)
+      samgs: {gamma: [0.01, 0.1, 0.5], beta1: "lin(0.5, 0.9, 5)"}
+      lr: [0.001, 0.003]
+      task_weights: [[1, 1], [2, 1]]
+    record_every: 500                 # positions are kept every k steps (classification needs a few)
+    early_exit: true                  # a chunk stops once every run has stopped moving
+
+Sweep values: a list, ``"0.1, 0.2"``, ``"lin(A, B, N)"``, ``"log(A, B, N)"`` or ``{"lin": [A, B, N]}``.
+
+Chunks: one engine call per (method, seed, range of starts); the range is as large as the memory budget
+(``chunk_mb``, measured with :func:`trajectories.estimate_bytes`) and ``chunk_runs`` allow. All variants
+of a method (its sweep cells) run together in one lock-step batch within a chunk.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import landscapes
+import optimizers
+
+from . import starts as starts_mod
+from .config import Config
+from .engine import BYTES_LIMIT, estimate_bytes
+
+MAX_RUNS = 20_000_000          # variants x seeds x starts, per job
+MAX_SEEDS = 1000
+MAX_SWEEP_VALUES = 1000
+DEFAULT_CHUNK_MB = 256
+DEFAULT_CHUNK_RUNS = 65_536    # keeps each 1000-step progress report / cancel check well under a second
+
+DEFAULTS = {
+    "name": "", "landscape": "one_optimum", "task_weights": None, "scale": 1.0, "methods": None,
+    "starts": "grid:16", "steps": None, "pipeline": "reference", "optimizer": "adam", "lr": 1e-3,
+    "momentum": 0.9, "seeds": [0], "hparams": {}, "sweep": {}, "record_every": None,
+    "record": ["positions"], "early_exit": True, "dtype": "float32", "chunk_mb": DEFAULT_CHUNK_MB,
+    "chunk_runs": DEFAULT_CHUNK_RUNS,
+}
+_ALIASES = {"seed": "seeds", "method": "methods", "start": "starts"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values and configs.
+
+def parse_values(spec, what: str = "values") -> list:
+    """Sweep values from a list, ``"a, b, c"``, ``"lin(A, B, N)"``, ``"log(A, B, N)"`` or {"lin"/"log": [A, B, N]}."""
+    if isinstance(spec, dict):
+        if len(spec) != 1 or next(iter(spec)) not in ("lin", "log"):
+            raise ValueError(f"{what}: expected {{'lin': [A, B, N]}} or {{'log': [A, B, N]}}, got {spec!r}")
+        kind, args = next(iter(spec.items()))
+        return _space(kind, args, what)
+    if isinstance(spec, str):
+        text = spec.strip()
+        m = re.fullmatch(r"(lin|log)\s*\((.*)\)", text)
+        if m:
+            return _space(m.group(1), [a.strip() for a in m.group(2).split(",")], what)
+        parts = [p.strip() for p in re.split(r"[,;\s]+", text) if p.strip()]
+        if not parts:
+            raise ValueError(f"{what}: no values given")
+        out = []
+        for p in parts:
+            try:
+                out.append(float(p))
+            except ValueError:
+                raise ValueError(f"{what}: {p!r} is not a number (write e.g. '0.1, 0.5, 0.9' or "
+                                 f"'lin(0.1, 0.9, 5)' or 'log(1e-3, 1, 4)')") from None
+        return out
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ValueError(f"{what}: an empty list")
+        return list(spec)
+    return [spec]
+
+
+def _space(kind, args, what):
+    if not isinstance(args, (list, tuple)) or len(args) != 3:
+        raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers")
+    try:
+        a, b, n = float(args[0]), float(args[1]), float(args[2])
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers, got {args!r}") from None
+    if n != int(n) or not 1 <= n <= MAX_SWEEP_VALUES:
+        raise ValueError(f"{what}: N in {kind}(A, B, N) must be a whole number between 1 and {MAX_SWEEP_VALUES}")
+    if kind == "log":
+        if a <= 0 or b <= 0:
+            raise ValueError(f"{what}: log(A, B, N) needs A > 0 and B > 0")
+        vals = np.geomspace(a, b, int(n))
+    else:
+        vals = np.linspace(a, b, int(n))
+    return [float(f"{v:.12g}") for v in vals]
+
+
+def _check_distinct(values, what):
+    seen = set()
+    for v in values:
+        key = json.dumps(v, sort_keys=True)
+        if key in seen:
+            raise ValueError(f"{what}: the value {v!r} is listed twice")
+        seen.add(key)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A validated, normalised job config (JSON-able through :meth:`to_dict`)."""
+
+    name: str
+    landscape: str
+    methods: tuple
+    starts: object          # the spec string, or a tuple of (x, y)
+    steps: int
+    pipeline: str
+    optimizer: str
+    lr: tuple               # one value, or several (a sweep)
+    momentum: float
+    task_weights: tuple     # () for unit weights, else a tuple of K-tuples (several: a sweep)
+    scale: float
+    seeds: tuple
+    hparams: dict = field(hash=False)     # {method: {name: value}}
+    sweep: dict = field(hash=False)       # {method: {name: [values]}}
+    record_every: int = 500
+    record: tuple = ("positions",)
+    early_exit: bool = True
+    dtype: str = "float32"
+    chunk_mb: float = DEFAULT_CHUNK_MB
+    chunk_runs: int = DEFAULT_CHUNK_RUNS
+
+    # -- parsing ---------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "JobConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"config: expected a mapping of fields, got {type(d).__name__}")
+        d = {_ALIASES.get(k, k): v for k, v in d.items()}
+        unknown = sorted(set(d) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"config: unknown field {unknown[0]!r} (known: {', '.join(DEFAULTS)})")
+        c = dict(DEFAULTS, **{k: v for k, v in d.items() if v is not None or k == "task_weights"})
+        land = landscapes.get(str(c["landscape"]))
+        methods = c["methods"]
+        if methods is None:
+            raise ValueError("methods: choose at least one method (a list, or \"all\")")
+        if isinstance(methods, str):
+            methods = optimizers.names() if methods.strip() == "all" else \
+                [m.strip() for m in methods.split(",") if m.strip()]
+        methods = tuple(str(m) for m in methods)
+        if not methods:
+            raise ValueError("methods: choose at least one method")
+        for m in methods:
+            optimizers.get(m)
+        if len(set(methods)) != len(methods):
+            raise ValueError("methods: a method is listed twice")
+        steps = c["steps"] if c["steps"] is not None else land.default_steps
+        try:
+            steps_i = int(steps)
+        except (TypeError, ValueError):
+            raise ValueError(f"steps: expected a whole number, got {steps!r}") from None
+        if steps_i != float(steps) or steps_i < 1:
+            raise ValueError(f"steps: expected a whole number >= 1, got {steps!r}")
+        rec = c["record_every"]
+        if rec is None:
+            rec = max(1, min(500, steps_i // 40))
+        try:
+            rec_i = int(rec)
+        except (TypeError, ValueError):
+            raise ValueError(f"record_every: expected a whole number, got {rec!r}") from None
+        if rec_i != float(rec) or rec_i < 1:
+            raise ValueError(f"record_every: expected a whole number >= 1, got {rec!r}")
+        seeds = c["seeds"]
+        if isinstance(seeds, str):
+            seeds = parse_values(seeds, "seeds")
+        if not isinstance(seeds, (list, tuple)):
+            seeds = [seeds]
+        try:
+            seeds_i = tuple(int(s) for s in seeds)
+        except (TypeError, ValueError):
+            raise ValueError(f"seeds: expected whole numbers, got {seeds!r}") from None
+        if any(s != float(x) for s, x in zip(seeds_i, seeds)) or any(not 0 <= s < 2 ** 31 for s in seeds_i):
+            raise ValueError(f"seeds: expected whole numbers in [0, 2^31), got {seeds!r}")
+        if not seeds_i or len(seeds_i) > MAX_SEEDS:
+            raise ValueError(f"seeds: give between 1 and {MAX_SEEDS} seeds")
+        _check_distinct(seeds_i, "seeds")
+
+        sweep_in = c["sweep"] or {}
+        if not isinstance(sweep_in, dict):
+            raise ValueError("sweep: expected a mapping like {\"samgs\": {\"gamma\": [0.1, 0.5]}, \"lr\": [...]}")
+        hp_in = c["hparams"] or {}
+        if not isinstance(hp_in, dict):
+            raise ValueError("hparams: expected a mapping like {\"samgs\": {\"gamma\": 0.1}}")
+        lr = c["lr"]
+        lr_list = parse_values(lr, "lr") if isinstance(lr, (list, tuple, str, dict)) else [lr]
+        if "lr" in sweep_in:
+            if len(lr_list) > 1:
+                raise ValueError("lr: give the learning rates either as a list or in sweep.lr, not both")
+            lr_list = parse_values(sweep_in["lr"], "sweep.lr")
+        tw = c["task_weights"]
+        if "task_weights" in sweep_in:
+            tw = sweep_in["task_weights"]
+            if not isinstance(tw, (list, tuple)) or not tw or not all(isinstance(w, (list, tuple)) for w in tw):
+                raise ValueError("sweep.task_weights: expected a list of weight lists, e.g. [[1, 1], [2, 1]]")
+        weights = _weights(tw, land.n_tasks)
+        for v in lr_list:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"lr: expected numbers, got {v!r}")
+        _check_distinct(lr_list, "lr")
+        _check_distinct(weights, "task_weights")
+
+        hparams, sweep = {}, {}
+        for key, val in list(hp_in.items()) + [(k, v) for k, v in sweep_in.items() if k not in ("lr", "task_weights")]:
+            if key not in methods:
+                raise ValueError(f"sweep: {key!r} is not among the chosen methods ({', '.join(methods)})"
+                                 if key in sweep_in else f"hparams: {key!r} is not among the chosen methods")
+            if not isinstance(val, dict):
+                raise ValueError(f"sweep: {key}: expected a mapping of hyperparameter -> values")
+            m = optimizers.get(key)
+            for name, v in val.items():
+                try:
+                    m.hparam(name)
+                except (KeyError, ValueError):
+                    known = ", ".join(h.name for h in m.hparams) or "none"
+                    raise ValueError(f"sweep: {key} has no hyperparameter {name!r} (known: {known})") from None
+                is_sweep = key in sweep_in and name in sweep_in[key]
+                if is_sweep and key in hp_in and name in hp_in[key]:
+                    raise ValueError(f"sweep: {key}.{name} is both fixed (hparams) and swept (sweep)")
+                if is_sweep or isinstance(v, (list, tuple)):
+                    vals = parse_values(v, f"sweep: {key}.{name}")
+                    vals = [m.hparam(name).check(x) for x in vals]
+                    if len(vals) > MAX_SWEEP_VALUES:
+                        raise ValueError(f"sweep: {key}.{name}: at most {MAX_SWEEP_VALUES} values")
+                    _check_distinct(vals, f"sweep: {key}.{name}")
+                    if len(vals) > 1:
+                        sweep.setdefault(key, {})[name] = vals
+                    else:
+                        hparams.setdefault(key, {})[name] = vals[0]
+                else:
+                    hparams.setdefault(key, {})[name] = m.hparam(name).check(v)
+        starts = c["starts"]
+        if not isinstance(starts, str):
+            starts = tuple(tuple(float(x) for x in p) for p in np.asarray(starts, dtype=float).reshape(-1, 2))
+        record = c["record"]
+        record = (record,) if isinstance(record, str) else tuple(record)
+        cfg = cls(name=str(c["name"] or ""), landscape=land.key, methods=methods, starts=starts, steps=steps_i,
+                  pipeline=str(c["pipeline"]), optimizer=str(c["optimizer"]), lr=tuple(float(x) for x in lr_list),
+                  momentum=float(c["momentum"]), task_weights=weights, scale=float(c["scale"]), seeds=seeds_i,
+                  hparams=hparams, sweep=sweep, record_every=rec_i, record=record,
+                  early_exit=bool(c["early_exit"]), dtype=str(c["dtype"]),
+                  chunk_mb=_positive(c["chunk_mb"], "chunk_mb"), chunk_runs=int(_positive(c["chunk_runs"], "chunk_runs")))
+        cfg.plan()   # validates every method's engine config, the memory and the size
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["methods"] = list(self.methods)
+        d["starts"] = self.starts if isinstance(self.starts, str) else [list(p) for p in self.starts]
+        d["lr"] = self.lr[0] if len(self.lr) == 1 else list(self.lr)
+        d["task_weights"] = None if not self.task_weights else [list(w) for w in self.task_weights]
+        d["seeds"] = list(self.seeds)
+        d["record"] = list(self.record)
+        return d
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def land(self):
+        return landscapes.get(self.landscape)
+
+    @property
+    def title(self) -> str:
+        return self.name or f"{self.landscape} · {len(self.methods)} methods · {self.starts_label} · {self.steps} steps"
+
+    @property
+    def starts_label(self) -> str:
+        return self.starts if isinstance(self.starts, str) else f"{len(self.starts)} points"
+
+    def start_points(self) -> np.ndarray:
+        spec = self.starts if isinstance(self.starts, str) else np.array(self.starts, dtype=float)
+        return starts_mod.resolve(self.land, spec)
+
+    @property
+    def swept(self) -> list[str]:
+        """Names that vary between variants: method hyperparameters, then ``lr`` / ``task_weights``."""
+        names = []
+        for m in self.methods:
+            for n in self.sweep.get(m, {}):
+                if n not in names:
+                    names.append(n)
+        if len(self.lr) > 1:
+            names.append("lr")
+        if len(self.task_weights) > 1:
+            names.append("task_weights")
+        return names
+
+    def engine_config(self, method: str, seed: int, starts) -> Config:
+        """The engine config of one chunk: ``method`` with all its sweep cells, one seed, some starts."""
+        hp = dict(self.hparams.get(method, {}))
+        hp.update(self.sweep.get(method, {}))
+        tw = None if not self.task_weights else \
+            list(self.task_weights[0]) if len(self.task_weights) == 1 else [list(w) for w in self.task_weights]
+        return Config.make(self.landscape, [method], np.asarray(starts, dtype=float), self.steps,
+                           hparams={method: hp} if hp else {}, optimizer=self.optimizer,
+                           lr=self.lr[0] if len(self.lr) == 1 else list(self.lr), momentum=self.momentum,
+                           pipeline=self.pipeline, record_every=self.record_every, seed=int(seed),
+                           dtype=self.dtype, task_weights=tw, scale=self.scale, record=tuple(self.record),
+                           early_exit=self.early_exit)
+
+    def variants(self) -> list[dict]:
+        """Every variant of the job (method x sweep cell), in table order, with a stable integer id."""
+        pts = self.start_points()[:1]
+        out = []
+        for m in self.methods:
+            for v in self.engine_config(m, self.seeds[0], pts).variants():
+                d = v.to_dict()
+                d["name"] = optimizers.get(m).name
+                d["id"] = len(out)
+                out.append(d)
+        return out
+
+    def plan(self) -> list["Chunk"]:
+        """The engine calls of this job, in order; raises ValueError when the job is refused."""
+        pts = self.start_points()
+        S = len(pts)
+        budget = self.chunk_mb * 2 ** 20
+        chunks = []
+        total_runs = 0
+        for m in self.methods:
+            probe = self.engine_config(m, self.seeds[0], pts[:1])
+            V = len(probe.variants())
+            per_start = estimate_bytes(probe)
+            if per_start > BYTES_LIMIT:
+                raise ValueError(f"memory: one start of {m} with all {V} sweep cells would need about "
+                                 f"{per_start / 2 ** 30:.1f} GiB (limit {BYTES_LIMIT / 2 ** 30:.1f} GiB); "
+                                 f"sweep fewer values or record less often (record_every)")
+            total_runs += V * S * len(self.seeds)
+            if total_runs > MAX_RUNS:
+                raise ValueError(f"size: this job has more than {MAX_RUNS:,} runs (variants x seeds x starts); "
+                                 f"use fewer starts, seeds or sweep values")
+            per_chunk = max(1, min(S, int(budget // max(per_start, 1)), max(1, self.chunk_runs // V)))
+            for seed in self.seeds:
+                for lo in range(0, S, per_chunk):
+                    hi = min(S, lo + per_chunk)
+                    chunks.append(Chunk(len(chunks), m, int(seed), lo, hi, V, self.steps))
+        return chunks
+
+
+def _positive(v, what):
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected a positive number, got {v!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise ValueError(f"{what}: expected a positive number, got {v!r}")
+    return x
+
+
+def _weights(tw, K) -> tuple:
+    if tw is None or (isinstance(tw, (list, tuple)) and len(tw) == 0):
+        return ()
+    if isinstance(tw, str):
+        tw = parse_values(tw, "task_weights")
+    if not isinstance(tw, (list, tuple)):
+        raise ValueError(f"task_weights: expected {K} numbers, got {tw!r}")
+    sets = tw if isinstance(tw[0], (list, tuple)) else [tw]
+    out = []
+    for w in sets:
+        if len(w) != K:
+            raise ValueError(f"task_weights: expected {K} weights per set, got {len(w)}")
+        try:
+            ws = tuple(float(x) for x in w)
+        except (TypeError, ValueError):
+            raise ValueError(f"task_weights: expected numbers, got {w!r}") from None
+        if not all(math.isfinite(x) and x > 0 for x in ws):
+            raise ValueError(f"task_weights: weights must be positive numbers, got {list(w)}")
+        out.append(ws)
+    return tuple(out)
+
+
+def load_config(path) -> JobConfig:
+    """A job config from a JSON or YAML file; ValueError with a one-line message when it is refused."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ValueError(f"config: cannot read {path}: {e.strerror or e}") from None
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:   # json/yaml syntax errors
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"config: {path} is not valid {'YAML' if p.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
+                         f"{first}") from None
+    return JobConfig.from_dict(data)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One engine call of a job: ``method`` (all its sweep cells) x ``seed`` x starts[lo:hi]."""
+
+    idx: int
+    method: str
+    seed: int
+    lo: int
+    hi: int
+    variants: int
+    steps: int
+
+    @property
+    def runs(self) -> int:
+        return self.variants * (self.hi - self.lo)
+
+    @property
+    def run_steps(self) -> int:
+        return self.runs * self.steps
+
+    @property
+    def file(self) -> str:
+        return f"chunk-{self.idx:05d}.npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# Results.
+
+RUN_COLUMNS = ("variant", "seed", "start", "start_x", "start_y", "final_x", "final_y", "outcome", "status",
+               "optimum_index", "optimum_step", "steps_to_pareto", "pareto_distance", "stationarity", "chunk")
+
+
+def chunk_rows(res, chunk: Chunk, variant_ids: dict) -> dict:
+    """The per-run rows (column arrays) of one chunk's Result."""
+    M, S = res.final.shape[:2]
+    vid = np.array([variant_ids[(v["method"], v["label"])] for v in res.variants], dtype=np.int64)
+    steps = int(res.config["steps"])
+    opt_step = np.asarray(res.optimum_step, dtype=np.int64).copy()
+    reached = np.asarray(res.optimum_index) >= 0
+    # reached exactly on the last step: the engine tracks the step *before* each update
+    opt_step[reached & (opt_step < 0)] = steps
+    return {
+        "variant": np.repeat(vid, S),
+        "seed": np.full(M * S, chunk.seed, dtype=np.int64),
+        "start": np.tile(np.arange(chunk.lo, chunk.lo + S, dtype=np.int64), M),
+        "start_x": np.tile(res.starts[:, 0], M).astype(float),
+        "start_y": np.tile(res.starts[:, 1], M).astype(float),
+        "final_x": res.final[..., 0].ravel().astype(float),
+        "final_y": res.final[..., 1].ravel().astype(float),
+        "outcome": np.asarray(res.outcome).astype(str).ravel(),
+        "status": np.asarray(res.status).astype(str).ravel(),
+        "optimum_index": np.asarray(res.optimum_index, dtype=np.int64).ravel(),
+        "optimum_step": opt_step.ravel(),
+        "steps_to_pareto": np.asarray(res.steps_to_pareto, dtype=np.int64).ravel(),
+        "pareto_distance": np.asarray(res.pareto_distance, dtype=float).ravel(),
+        "stationarity": np.asarray(res.stationarity, dtype=float).ravel(),
+        "chunk": np.full(M * S, chunk.idx, dtype=np.int64),
+    }
+
+
+def variants_frame(cfg: JobConfig, variants: list[dict], chunks: list[dict]):
+    """One row per variant: id, method, name, label, the swept values, settings, and wall time (its
+    share of its method's chunks: the variants of a chunk run together in one batch)."""
+    import pandas as pd
+    swept = cfg.swept
+    per_method = {}
+    for v in variants:
+        per_method[v["method"]] = per_method.get(v["method"], 0) + 1
+    wall = {}
+    for c in chunks:
+        wall[c["method"]] = wall.get(c["method"], 0.0) + float(c["wall_s"])
+    rows = []
+    for v in variants:
+        row = {"variant": v["id"], "method": v["method"], "name": v["name"], "label": v["label"]}
+        for n in swept:
+            if n == "lr":
+                row[n] = float(v["lr"])
+            elif n == "task_weights":
+                row[n] = ", ".join(f"{x:g}" for x in v["task_weights"])
+            else:
+                row[n] = float(v["hparams"][n]) if n in v["hparams"] else float("nan")
+        row["lr"] = float(v["lr"])
+        row["task_weights"] = ", ".join(f"{x:g}" for x in v["task_weights"])
+        row["hparams"] = json.dumps(v["hparams"], sort_keys=True)
+        row["wall_s"] = wall.get(v["method"], 0.0) / per_method[v["method"]]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class JobResult:
+    """A job's merged results: ``variants`` (one row per method x sweep cell) and ``runs`` (one row per
+    variant x seed x start), plus the chunks they came from. ``complete`` is False for a failed or
+    cancelled job (its completed chunks only)."""
+
+    job_id: str
+    config: JobConfig
+    variants: object        # pandas DataFrame
+    runs: object            # pandas DataFrame
+    chunks: list
+    complete: bool
+    notes: list = field(default_factory=list)
+
+    @property
+    def swept(self) -> list[str]:
+        return self.config.swept
+
+    @property
+    def landscape(self):
+        return self.config.land
+
+    @property
+    def wall_s(self) -> float:
+        return float(sum(c["wall_s"] for c in self.chunks))
+
+    @classmethod
+    def from_chunks(cls, job_id: str, cfg: JobConfig, chunk_records: list[dict], folder: Path,
+                    complete: bool) -> "JobResult":
+        """Merge the chunk files of a job (files that cannot be read are skipped with a note)."""
+        import pandas as pd
+
+        from .result import Result
+        variants = cfg.variants()
+        ids = {(v["method"], v["label"]): v["id"] for v in variants}
+        plan = {c.idx: c for c in cfg.plan()}
+        parts, used, notes = [], [], []
+        for rec in chunk_records:
+            chunk = plan.get(rec["idx"])
+            try:
+                if chunk is None:
+                    raise ValueError("not in the job's plan")
+                res = Result.load(Path(folder) / rec["file"])
+                parts.append(chunk_rows(res, chunk, ids))
+                used.append(rec)
+            except Exception as e:   # a damaged file must not break the job's view
+                notes.append(f"chunk {rec['idx']} ({rec['file']}) skipped: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        if parts:
+            runs = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in RUN_COLUMNS})
+        else:
+            runs = pd.DataFrame({k: np.array([], dtype=float) for k in RUN_COLUMNS})
+        runs = runs.sort_values(["variant", "seed", "start"], kind="stable").reset_index(drop=True)
+        return cls(job_id, cfg, variants_frame(cfg, variants, used), runs, used,
+                   complete and not notes, notes)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write ``path`` (npz: every column + metadata) atomically."""
+        path = Path(path)
+        arrays = {}
+        for prefix, df in (("runs.", self.runs), ("variants.", self.variants)):
+            for col in df.columns:
+                arr = df[col].to_numpy()
+                if arr.dtype == object:
+                    arr = arr.astype(str)
+                arrays[prefix + col] = arr
+        meta = {"job_id": self.job_id, "config": self.config.to_dict(), "chunks": self.chunks,
+                "complete": self.complete, "notes": self.notes, "format": "gradscape-job/1",
+                "variant_columns": list(self.variants.columns), "run_columns": list(self.runs.columns)}
+        arrays["__meta__"] = np.array(json.dumps(meta))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "JobResult":
+        import pandas as pd
+        with np.load(Path(path), allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            runs = pd.DataFrame({c: z["runs." + c] for c in meta["run_columns"]})
+            variants = pd.DataFrame({c: z["variants." + c] for c in meta["variant_columns"]})
+        cfg = JobConfig.from_dict(meta["config"])
+        return cls(meta["job_id"], cfg, variants, runs, meta["chunks"], meta["complete"], meta.get("notes", []))
+
+    def frame(self):
+        """``runs`` joined with the variant columns (method, name, label, swept values)."""
+        cols = ["variant", "method", "name", "label"] + [c for c in self.swept if c not in ("lr", "task_weights")]
+        cols += ["lr", "task_weights"]
+        return self.runs.merge(self.variants[cols], on="variant", how="left")
+
+
+def load_result(store, job_id: str) -> JobResult:
+    """The result of a job in ``store``: its merged file when finished, else its completed chunks."""
+    job = store.get(job_id)
+    if job is None:
+        raise KeyError(f"no job {job_id!r}")
+    merged = store.path(job_id, "runs.npz")
+    if job["status"] == "finished" and merged.exists():
+        try:
+            return JobResult.load(merged)
+        except Exception:   # fall back to the chunks
+            pass
+    cfg = JobConfig.from_dict(job["config"])
+    return JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id),
+                                 complete=job["status"] == "finished")
+
+
+def launch(config, store=None, *, name: str | None = None) -> str:
+    """Validate ``config`` (a dict or JobConfig), record it as a queued job and start its worker process.
+    Returns the job id. Raises ValueError (a one-line message) when the config is refused."""
+    from . import worker
+    from .store import Store
+    store = store or Store()
+    cfg = config if isinstance(config, JobConfig) else JobConfig.from_dict(config)
+    job_id = create(cfg, store, name=name)
+    worker.spawn(store, job_id)
+    return job_id
+
+
+def create(cfg: JobConfig, store, *, name: str | None = None) -> str:
+    """Record ``cfg`` as a queued job (no worker started)."""
+    chunks = cfg.plan()
+    d = cfg.to_dict()
+    if name:
+        d["name"] = name
+    return store.create(d, name=d["name"] or cfg.title, chunks_total=len(chunks),
+                        total_steps=sum(c.run_steps for c in chunks))
+
+
+def dump_config(cfg: JobConfig) -> str:
+    """The config as pretty JSON (for download / the CLI)."""
+    buf = io.StringIO()
+    json.dump(cfg.to_dict(), buf, indent=2, sort_keys=True)
+    return buf.getvalue()

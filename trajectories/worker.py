@@ -1,0 +1,250 @@
+"""The job worker: one process per job, outside the page.
+
+``python -m trajectories.worker JOB_ID [--data DIR]`` runs a queued job of the store: it waits for a
+slot (at most ``GRADSCAPE_MAX_JOBS`` jobs run at once on this machine, default 1), runs the job's chunks
+one engine call at a time, saves each chunk's Result as soon as it is done, and finally the merged
+per-run table. A heartbeat thread writes progress (fraction, run-steps per second, time left) to the
+store every ``HEARTBEAT_S`` seconds and picks up a cancel request from the store.
+
+``spawn(store, job_id)`` starts the process (the page does this); ``run_job(store, job_id)`` is the
+same work in the calling process (the CLI does this, with a terminal progress bar).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .store import Store
+
+HEARTBEAT_S = 0.5
+QUEUE_POLL_S = 0.5
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_CHILDREN: list = []     # Popen handles of spawned workers (polled so finished ones do not linger as zombies)
+
+
+def max_running() -> int:
+    try:
+        return max(1, int(os.environ.get("GRADSCAPE_MAX_JOBS", "1")))
+    except ValueError:
+        return 1
+
+
+def spawn(store: Store, job_id: str) -> subprocess.Popen:
+    """Start ``python -m trajectories.worker JOB_ID`` for a queued job; its output goes to worker.log."""
+    reap_children()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["GRADSCAPE_DATA"] = str(store.root)
+    log = open(store.path(job_id, "worker.log"), "ab")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "trajectories.worker", job_id, "--data", str(store.root)],
+                                cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        store.finish(job_id, "failed", f"could not start the worker process: {e}")
+        raise
+    finally:
+        log.close()
+    store.set_pid(job_id, proc.pid)
+    _CHILDREN.append(proc)
+    return proc
+
+
+def reap_children():
+    for p in list(_CHILDREN):
+        if p.poll() is not None:
+            _CHILDREN.remove(p)
+
+
+class Progress:
+    """Progress of a job across its chunks; the heartbeat thread reads it, the engine's callback writes it.
+
+    Between the engine's reports (every 1000 steps) the fraction is interpolated at the measured rate,
+    never past the next report."""
+
+    def __init__(self, total_steps: float, done_before: float = 0.0):
+        self.total = max(float(total_steps), 1.0)
+        self.base = float(done_before)      # run-steps of completed chunks (full budget, early exits included)
+        self.in_chunk = 0.0                 # run-steps reported by the engine in the current chunk
+        self.chunk_size = 0.0
+        self.lock = threading.Lock()
+        self.t0 = time.perf_counter()
+        self.t_report = self.t0
+        self.computed = 0.0                 # run-steps actually computed in this process
+        self.chunks_done = 0
+
+    def start_chunk(self, run_steps: float):
+        with self.lock:
+            self.in_chunk, self.chunk_size = 0.0, float(run_steps)
+            self.t_report = time.perf_counter()
+
+    def report(self, done: float, total: float):
+        with self.lock:
+            self.computed += max(0.0, float(done) - self.in_chunk)
+            self.in_chunk = float(done)
+            self.t_report = time.perf_counter()
+
+    def end_chunk(self):
+        with self.lock:
+            self.base += self.chunk_size
+            self.in_chunk = self.chunk_size = 0.0
+            self.t_report = time.perf_counter()
+            self.chunks_done += 1
+
+    def snapshot(self):
+        """(fraction, done run-steps, rate in run-steps/s, eta in s or None)."""
+        with self.lock:
+            now = time.perf_counter()
+            elapsed = max(now - self.t0, 1e-9)
+            rate = self.computed / elapsed if self.computed > 0 else None
+            done = self.base + self.in_chunk
+            if rate and self.chunk_size:
+                # interpolate inside the current 1000-step block, capped before the chunk's end
+                ahead = rate * (now - self.t_report)
+                done = min(done + ahead, self.base + self.chunk_size * 0.999)
+            eta = (self.total - done) / rate if rate else None
+            return min(done / self.total, 1.0), done, rate, eta
+
+
+class Heartbeat(threading.Thread):
+    """Writes progress to the store every HEARTBEAT_S and watches the store's cancel flag."""
+
+    def __init__(self, store: Store, job_id: str, progress: Progress, on_progress=None):
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.store, self.job_id, self.progress, self.on_progress = store, job_id, progress, on_progress
+        self.cancelled = threading.Event()
+        self.stopped = threading.Event()
+
+    def beat(self):
+        frac, done, rate, eta = self.progress.snapshot()
+        try:
+            self.store.progress(self.job_id, fraction=frac, done_steps=done, rate=rate, eta_s=eta)
+            if self.store.cancel_requested(self.job_id):
+                self.cancelled.set()
+        except Exception:   # a busy database must not kill the job; the next beat retries
+            pass
+        if self.on_progress:
+            self.on_progress(frac, rate, eta, self.progress.chunks_done)
+
+    def run(self):
+        while not self.stopped.wait(HEARTBEAT_S):
+            self.beat()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = None, threads=None) -> str:
+    """Run a queued job of ``store`` in this process; returns its final status.
+
+    ``limit``: how many jobs may run at once (default ``GRADSCAPE_MAX_JOBS``); ``on_progress(fraction,
+    rate, eta_s, chunks_done)`` is called on every heartbeat (the CLI's progress bar)."""
+    from . import engine
+    from .jobs import JobConfig, JobResult
+
+    job = store.get(job_id)
+    if job is None:
+        raise KeyError(f"no job {job_id!r} in {store.root}")
+    limit = max_running() if limit is None else limit
+    while True:
+        status = store.claim(job_id, limit)
+        if status != "queued":
+            break
+        time.sleep(QUEUE_POLL_S)
+    if status != "running":
+        return status
+    t_start = time.perf_counter()
+    hb = None
+    try:
+        cfg = JobConfig.from_dict(job["config"])
+        chunks = cfg.plan()
+        done = {c["idx"] for c in store.chunks(job_id)}
+        total = sum(c.run_steps for c in chunks)
+        progress = Progress(total, sum(c.run_steps for c in chunks if c.idx in done))
+        store.update(job_id, chunks_total=len(chunks), total_steps=float(total))
+        pts = cfg.start_points()
+        hb = Heartbeat(store, job_id, progress, on_progress)
+        hb.beat()
+        hb.start()
+        for chunk in chunks:
+            if chunk.idx in done:
+                continue
+            if hb.cancelled.is_set():
+                raise engine.Cancelled("cancelled")
+            progress.start_chunk(chunk.run_steps)
+            ecfg = cfg.engine_config(chunk.method, chunk.seed, pts[chunk.lo:chunk.hi])
+            res = engine.run(ecfg, threads=threads, progress=progress.report, cancel=hb.cancelled.is_set)
+            res.save(store.path(job_id, chunk.file))
+            store.add_chunk(job_id, chunk.idx, chunk.file, method=chunk.method, seed=chunk.seed, lo=chunk.lo,
+                            hi=chunk.hi, wall_s=res.timings["wall_s"], steps_run=res.timings["steps_run"])
+            progress.end_chunk()
+        merged = JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id), complete=True)
+        if merged.notes:
+            raise RuntimeError("; ".join(merged.notes))
+        merged.save(store.path(job_id, "runs.npz"))
+        hb.stop()
+        hb.beat()
+        store.finish(job_id, "finished", wall_s=time.perf_counter() - t_start)
+        return "finished"
+    except engine.Cancelled:
+        n = len(store.chunks(job_id))
+        store.finish(job_id, "cancelled", f"cancelled; {n} of {job['chunks_total'] or '?'} chunks were complete",
+                     wall_s=time.perf_counter() - t_start)
+        return "cancelled"
+    except BaseException as e:
+        msg = _one_line(e)
+        traceback.print_exc()
+        store.finish(job_id, "failed", msg, wall_s=time.perf_counter() - t_start)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        return "failed"
+    finally:
+        if hb is not None:
+            hb.stop()
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(e, SystemExit):
+        return f"terminated ({e})" if str(e) else "terminated"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}" if not isinstance(e, ValueError) else text
+
+
+def _on_sigterm(signum, frame):
+    raise SystemExit(f"signal {signum}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trajectories.worker", description="Run one stored benchmark job.")
+    ap.add_argument("job_id")
+    ap.add_argument("--data", default=None, help="the data folder (default: $GRADSCAPE_DATA or ./gradscape-data)")
+    args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:   # a background job yields the CPU to the page
+        os.nice(int(os.environ.get("GRADSCAPE_WORKER_NICE", "5")))
+    except (OSError, ValueError):
+        pass
+    store = Store(args.data, reap=False)
+    if store.get(args.job_id) is None:
+        print(f"worker: no job {args.job_id!r} in {store.root}", file=sys.stderr)
+        return 2
+    try:
+        status = run_job(store, args.job_id)
+    except SystemExit:
+        return 1
+    print(f"worker: job {args.job_id} {status}", flush=True)
+    return 0 if status in ("finished", "cancelled") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The Explore page's controls (sidebar): each widget is seeded from the page state and writes back to it.
+
+Widget keys are ``"x." + URL key``. SAM-GS's gamma, beta1 and beta2 come first, in plain sight; every
+other method's hyperparameters sit in an expander generated from the method's ``hparams`` spec.
+"""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+import landscapes
+import optimizers
+from optimizers import outer as outer_mod
+from views import common
+from views import explore_model as model
+
+W = "x."          # widget-key prefix
+
+
+def _wk(key: str) -> str:
+    return W + key
+
+
+def _forget_widgets(*prefixes: str) -> None:
+    """Drop widget values so the widgets are re-seeded from the page state on this run."""
+    for k in list(st.session_state.keys()):
+        if isinstance(k, str) and k.startswith(W) and (not prefixes or any(k.startswith(W + p) for p in prefixes)):
+            del st.session_state[k]
+
+
+def _decimals(step: float) -> int:
+    return max(2, min(8, -math.floor(math.log10(step)) if step > 0 else 2))
+
+
+def log_options(lo: float, hi: float, current: float, per_decade=(1, 2, 5)) -> list[float]:
+    """1-2-5 values between lo and hi (and ``current``) for a log-scale select slider."""
+    vals = set()
+    for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for m in per_decade:
+            v = float(f"{m}e{e}")
+            if lo <= v <= hi:
+                vals.add(v)
+    vals.add(float(current))
+    return sorted(vals)
+
+
+def hparam_widget(state: dict, method: str, h, container) -> None:
+    """One hyperparameter's widget from its spec (log -> select slider over 1-2-5 values)."""
+    key = model.hp_key(method, h.name)
+    wk = _wk(key)
+    common.seed(wk, state[key])
+    label = f"{h.name}"
+    if h.log:
+        value = container.select_slider(label, options=log_options(h.low, h.high, state[key]), key=wk, help=h.help,
+                                        format_func=lambda v: f"{v:g}")
+    elif h.integer:
+        value = container.slider(label, min_value=int(h.low), max_value=int(h.high), step=max(1, int(h.step)),
+                                 key=wk, help=h.help + (" (a new kernel per value)" if h.static else ""))
+    else:
+        value = container.slider(label, min_value=float(h.low), max_value=float(h.high), step=float(h.step), key=wk,
+                                 help=h.help, format=f"%.{_decimals(h.step)}f")
+    state[key] = int(value) if h.integer else float(value)
+
+
+# -- callbacks (run before the page script, so they may reset widget values) ------------------------
+def _on_landscape() -> None:
+    state = st.session_state[model.STATE_KEY]
+    notes = model.change_landscape(state, st.session_state[_wk("land")])
+    st.session_state["explore.notes"] = notes
+    _forget_widgets()
+
+
+def _add_samgs() -> None:
+    state = st.session_state[model.STATE_KEY]
+    state["methods"] = tuple(k for k in optimizers.names() if k in set(state["methods"]) | {"samgs"})
+    _forget_widgets("methods.")
+
+
+# -- the sidebar ------------------------------------------------------------------------------------
+def sidebar(state: dict) -> None:
+    """Draw every control in the sidebar and update ``state`` from them."""
+    sb = st.sidebar
+    land = landscapes.get(state["land"])
+    _samgs(sb, state)
+    sb.divider()
+    _problem(sb, state, land)
+    _methods(sb, state)
+    _optimiser(sb, state, land)
+    _starts(sb, state, land)
+    _share(sb, state)
+
+
+def _samgs(sb, state: dict) -> None:
+    if "samgs" not in optimizers.names():
+        return
+    m = optimizers.get("samgs")
+    sb.subheader("SAM-GS")
+    labels = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)", "beta2": "β₂ (dissimilarity EMA)"}
+    for h in m.hparams:
+        key = model.hp_key("samgs", h.name)
+        common.seed(_wk(key), state[key])
+        v = sb.slider(labels.get(h.name, h.name), min_value=float(h.low), max_value=float(h.high), step=float(h.step),
+                      key=_wk(key), help=h.help, format=f"%.{_decimals(h.step)}f")
+        state[key] = float(v)
+    if "samgs" not in state["methods"]:
+        sb.caption("SAM-GS is not among the chosen methods.")
+        sb.button("Add SAM-GS", on_click=_add_samgs, key="x.addsamgs")
+
+
+def _problem(sb, state: dict, land) -> None:
+    sb.subheader("Problem")
+    names = landscapes.names()
+    common.seed(_wk("land"), state["land"])
+    sb.selectbox("Landscape", names, key=_wk("land"), on_change=_on_landscape,
+                 format_func=lambda k: landscapes.get(k).title)
+    K = land.n_tasks
+    modes = list(model.WEIGHT_MODES) if K == 2 else ["free"]
+    common.seed(_wk("wmode"), state["wmode"] if state["wmode"] in modes else "free")
+    mode = sb.radio("Task weights", modes, key=_wk("wmode"), horizontal=True,
+                    format_func=lambda k: model.WEIGHT_MODES[k],
+                    help="free: each task's weight (the paper's default is 1 for every task); "
+                         "w₁ + w₂ = 1: one slider, w₂ = 1 − w₁")
+    state["wmode"] = mode
+    if mode == "sum1":
+        common.seed(_wk("w1"), float(state["w1"]))
+        w1 = sb.slider("w₁ (w₂ = 1 − w₁)", 0.01, 0.99, step=0.01, key=_wk("w1"))
+        state["w1"] = float(w1)
+    else:
+        cols = sb.columns(K)
+        w = list(state["w"])
+        for k in range(K):
+            common.seed(_wk(f"w.{k}"), float(w[k]))
+            w[k] = float(cols[k].number_input(f"w{k + 1}", min_value=0.001, max_value=1000.0, step=0.1,
+                                              key=_wk(f"w.{k}"), format="%g"))
+        state["w"] = tuple(w)
+    if land.scale_task is not None:
+        common.seed(_wk("scale"), float(state["scale"]))
+        state["scale"] = float(sb.number_input(f"Task-{land.scale_task + 1} scale", min_value=0.001, max_value=1000.0,
+                                               step=0.5, format="%g", key=_wk("scale"),
+                                               help="multiplies task 1's loss (the paper's magnitude-imbalance knob)"))
+
+
+def _methods(sb, state: dict) -> None:
+    sb.subheader("Methods")
+    fams = optimizers.by_family()
+    chosen = set(state["methods"])
+    for fam in optimizers.FAMILIES:
+        keys = fams.get(fam, [])
+        if not keys:
+            continue
+        wk = _wk(f"methods.{fam}")
+        common.seed(wk, [k for k in keys if k in chosen])
+        sb.multiselect(fam.capitalize(), keys, key=wk, format_func=lambda k: optimizers.get(k).name)
+    chosen = set()
+    for fam in optimizers.FAMILIES:
+        chosen |= set(st.session_state.get(_wk(f"methods.{fam}"), []) or [])
+    state["methods"] = tuple(k for k in optimizers.names() if k in chosen)
+    for key in state["methods"]:
+        m = optimizers.get(key)
+        if key == "samgs" or not m.hparams:
+            continue
+        with sb.expander(f"{m.name} settings"):
+            st.caption(m.summary)
+            for h in m.hparams:
+                hparam_widget(state, key, h, st)
+
+
+def _optimiser(sb, state: dict, land) -> None:
+    sb.subheader("Optimiser")
+    common.seed(_wk("opt"), state["opt"])
+    opt = sb.radio("Outer optimiser", list(outer_mod.OUTERS), key=_wk("opt"), horizontal=True,
+                   format_func=lambda k: outer_mod.OUTERS[k].name)
+    state["opt"] = opt
+    if opt == "sgd":
+        common.seed(_wk("mom"), float(state["mom"]))
+        state["mom"] = float(sb.slider("Momentum", 0.0, 0.999, step=0.001, key=_wk("mom"), format="%.3f"))
+    common.seed(_wk("lr"), float(state["lr"]))
+    state["lr"] = float(sb.select_slider("Learning rate", options=log_options(model.LR_MIN, model.LR_MAX, state["lr"]),
+                                         key=_wk("lr"), format_func=lambda v: f"{v:g}"))
+    common.seed(_wk("steps"), int(state["steps"]))
+    state["steps"] = int(sb.number_input("Steps", min_value=1, max_value=model.MAX_STEPS, step=1000, key=_wk("steps"),
+                                         help=f"up to {model.MAX_STEPS:,}; {land.key}'s default is "
+                                              f"{land.default_steps:,}"))
+    common.seed(_wk("pipe"), state["pipe"])
+    state["pipe"] = sb.radio("Pipeline", list(optimizers.PIPELINES), key=_wk("pipe"), horizontal=True,
+                             help="reference: as the published toy code (× K, norm clipping); "
+                                  "clean: each method as its paper defines it")
+    common.seed(_wk("seed"), int(state["seed"]))
+    state["seed"] = int(sb.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=_wk("seed")))
+
+
+def _starts(sb, state: dict, land) -> None:
+    sb.subheader("Start points")
+    mode, fields = model.start_fields(state["starts"], land)
+    common.seed(_wk("smode"), mode)
+    mode = sb.radio("Start points", list(model.START_MODES), key=_wk("smode"), horizontal=True,
+                    format_func=lambda k: model.START_MODES[k], label_visibility="collapsed")
+    if mode == "preset":
+        presets = list(land.presets)
+        common.seed(_wk("preset"), fields["preset"] if fields["preset"] in presets else presets[0])
+        fields["preset"] = sb.selectbox("Preset", presets, key=_wk("preset"),
+                                        format_func=lambda k: land.presets[k].label)
+    elif mode == "grid":
+        common.seed(_wk("grid"), int(fields["grid"]))
+        fields["grid"] = int(sb.number_input("n (an n × n grid over the box)", min_value=1, max_value=1000, step=1,
+                                             key=_wk("grid")))
+    elif mode == "random":
+        c1, c2 = sb.columns(2)
+        common.seed(_wk("random"), int(fields["random"]))
+        common.seed(_wk("rseed"), int(fields["rseed"]))
+        fields["random"] = int(c1.number_input("N points", min_value=1, max_value=100_000, step=1, key=_wk("random")))
+        fields["rseed"] = int(c2.number_input("Draw seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=_wk("rseed")))
+    else:
+        common.seed(_wk("points"), fields["points"])
+        fields["points"] = sb.text_area("Points (x,y;x,y …)", key=_wk("points"), height=80).strip()
+    state["starts"] = model.compose_starts(mode, fields)
+    sb.caption("Click the map to add a start there; click a start (black dot) to remove it.")
+
+
+def _share(sb, state: dict) -> None:
+    sb.subheader("Share")
+    qs = common.query_string({**model.url_params(state), "teach": "1"})
+    sb.caption("Every control is in the page's address. A teaching link opens the same view without the controls:")
+    sb.code("?" + qs, language=None, wrap_lines=True)
+    sb.link_button("Open the teaching link", "?" + qs)
+
+
+def on_map_click(chart_key: str):
+    """The map's selection callback: a clicked point adds a start, or removes the start next to it."""
+    def callback() -> None:
+        event = st.session_state.get(chart_key)
+        points = (event or {}).get("selection", {}).get("points", []) if event else []
+        xy = [(p.get("x"), p.get("y")) for p in points if p.get("x") is not None and p.get("y") is not None]
+        if not xy:
+            return
+        state = st.session_state[model.STATE_KEY]
+        land = landscapes.get(state["land"])
+        x, y = float(xy[0][0]), float(xy[0][1])
+        try:
+            spec, note = model.click_starts(state["starts"], land, x, y)
+        except ValueError as e:
+            spec, note = state["starts"], f"Cannot edit the start points: {e}"
+        state["starts"] = spec
+        st.session_state["explore.toast"] = note
+        st.session_state["explore.clicks"] = st.session_state.get("explore.clicks", 0) + 1
+        _forget_widgets("smode", "points", "preset", "grid", "random", "rseed")
+    return callback

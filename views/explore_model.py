@@ -1,0 +1,333 @@
+"""The Explore page's state: its URL parameters, the engine config they describe, the cached engine call,
+and the downloads.
+
+The page state is a flat dict keyed by URL parameter (``land``, ``methods``, ``samgs.gamma``, ``lr``,
+``starts`` ...). :func:`params` lists every parameter with its default and parser for one landscape (some
+defaults — steps, SAM-GS's beta2 — depend on the landscape). :func:`build_config` turns the state into a
+validated ``trajectories.Config``; :func:`run` is the engine call, cached on the config's JSON.
+Imported after the engine has been loaded (it imports torch through the engine).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+import landscapes
+import optimizers
+import trajectories
+from optimizers import outer as outer_mod
+from trajectories import starts as starts_mod
+from views import common
+
+STATE_KEY = "explore"
+DEFAULT_METHODS = ("samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls")
+MAX_STEPS = 50_000
+MAX_RUNS = 20_000               # method variants x starts that the page draws
+RECORDS_PER_RUN = 1_000         # records kept per run (record_every = steps / this, rounded up)
+RECORD_BUDGET = 400_000         # records over all runs (more runs -> a coarser record_every)
+MAX_BYTES = 1.5 * 2 ** 30       # memory a page's run may take (trajectories.estimate_bytes)
+LR_MIN, LR_MAX = 1e-6, 10.0
+START_MODES = {"preset": "Preset", "grid": "n × n grid", "random": "Random", "points": "Points"}
+VIEWS = {"map": "Map", "loss": "Loss space", "diag": "Diagnostics", "table": "Summary"}
+LAYOUTS = {"overlay": "Overlay", "multiples": "One panel per method"}
+WEIGHT_MODES = {"free": "free", "sum1": "w₁ + w₂ = 1"}
+IMAGE_FORMATS = ("png", "svg")
+WARM: set = set()               # method keys that have run in this server process (kernels built)
+
+
+# -- parameters ------------------------------------------------------------------------------------
+def default_methods() -> tuple:
+    known = optimizers.names()
+    chosen = tuple(m for m in known if m in DEFAULT_METHODS)     # registry (display) order
+    return chosen or tuple(known[:1])
+
+
+def hp_key(method: str, name: str) -> str:
+    return f"{method}.{name}"
+
+
+def hp_default(land, method: str, h) -> float:
+    return land.method_defaults.get(method, {}).get(h.name, h.default)
+
+
+def _methods_parser(text: str) -> tuple:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    known = optimizers.names()
+    bad = [k for k in keys if k not in known]
+    if bad:
+        raise ValueError(f"unknown method(s) {', '.join(map(repr, bad))} (known: {', '.join(known)})")
+    if not keys:
+        raise ValueError("no methods")
+    return tuple(k for k in known if k in keys)
+
+
+def _hp_parser(h):
+    def parse(text: str):
+        try:
+            return h.check(text)
+        except ValueError as e:
+            raise ValueError(str(e).removeprefix(f"{h.name}: ")) from None
+    return parse
+
+
+def _starts_parser(land):
+    def parse(text: str) -> str:
+        try:
+            starts_mod.resolve(land, text)
+        except ValueError as e:
+            raise ValueError(str(e).removeprefix("starts: ")) from None
+        return text
+    return parse
+
+
+def land_param() -> common.Param:
+    names = landscapes.names()
+    return common.Param("land", "one_optimum" if "one_optimum" in names else names[0], common.choice(names))
+
+
+def params(land) -> list[common.Param]:
+    """Every URL parameter of the page (after ``land``) with its default for landscape ``land``."""
+    K = land.n_tasks
+    out = [common.Param("methods", default_methods(), _methods_parser)]
+    for key in optimizers.names():
+        for h in optimizers.get(key).hparams:
+            out.append(common.Param(hp_key(key, h.name), hp_default(land, key, h), _hp_parser(h)))
+    out += [
+        common.Param("wmode", "free", common.choice(WEIGHT_MODES if K == 2 else ["free"])),
+        common.Param("w1", 0.5, common.number(0.01, 0.99)),
+        common.Param("w", (1.0,) * K, common.numbers(K, 0.001, 1000.0)),
+        common.Param("scale", 1.0, common.number(0.001, 1000.0)),
+        common.Param("opt", "adam", common.choice(outer_mod.OUTERS)),
+        common.Param("mom", 0.9, common.number(0.0, 0.999)),
+        common.Param("lr", 1e-3, common.number(LR_MIN, LR_MAX)),
+        common.Param("steps", int(land.default_steps), common.number(1, MAX_STEPS, integer=True)),
+        common.Param("pipe", "reference", common.choice(optimizers.PIPELINES)),
+        common.Param("seed", 0, common.number(0, 2 ** 31 - 1, integer=True)),
+        common.Param("starts", "paper" if "paper" in land.presets else next(iter(land.presets), "grid:3"),
+                     _starts_parser(land)),
+        common.Param("view", "map", common.choice(VIEWS)),
+        common.Param("layout", "overlay", common.choice(LAYOUTS)),
+        common.Param("loss", "sum", common.choice(["sum"] + [f"task{k + 1}" for k in range(K)])),
+        common.Param("drow", 0, common.number(0, 10_000, integer=True)),
+        common.Param("dstart", 0, common.number(0, starts_mod.MAX_STARTS, integer=True)),
+        common.Param("dstep", 0, common.number(0, MAX_STEPS, integer=True)),
+        common.Param("img", "png", common.choice(IMAGE_FORMATS)),
+        common.Param("teach", False, common.flag),
+    ]
+    return out
+
+
+def page_state() -> tuple[dict, list[str]]:
+    """The page state of this session: read from the URL (validated) on the first run, kept afterwards."""
+    if STATE_KEY in st.session_state:
+        return st.session_state[STATE_KEY], []
+    raw = {k: st.query_params[k] for k in st.query_params.keys()}
+    lp = land_param()
+    first, problems = common.read_params([lp], raw)
+    land = landscapes.get(first["land"])
+    specs = params(land)
+    values, more = common.read_params(specs, raw)
+    problems += more + common.unknown_params(raw, [lp.key] + [p.key for p in specs])
+    state = {**first, **values}
+    st.session_state[STATE_KEY] = state
+    return state, problems
+
+
+def url_params(state: dict) -> dict[str, str]:
+    """The URL of this state: every value that differs from its default (chosen methods' settings only)."""
+    land = landscapes.get(state["land"])
+    lp = land_param()
+    specs = [lp] + params(land)
+    chosen = set(state["methods"])
+    specs = [p for p in specs if "." not in p.key or p.key.split(".", 1)[0] in chosen]
+    return common.url_values(specs, state)
+
+
+def change_landscape(state: dict, new_key: str) -> list[str]:
+    """Switch ``state`` to another landscape: settings still at the old landscape's defaults follow the new
+    ones; start points that do not fit the new box go back to its preset. Returns notes for the user."""
+    old, new = landscapes.get(state["land"]), landscapes.get(new_key)
+    notes = []
+    old_defaults = {p.key: p for p in params(old)}
+    for p in params(new):
+        if p.key in ("starts", "w", "loss", "wmode", "dstart", "drow", "dstep"):
+            continue
+        if p.key in state and old_defaults.get(p.key) is not None and old_defaults[p.key].is_default(state[p.key]):
+            state[p.key] = p.default
+    new_params = {p.key: p for p in params(new)}
+    try:
+        new_params["starts"].parse(state["starts"])
+    except ValueError:
+        state["starts"] = new_params["starts"].default
+        notes.append(f"Start points reset to the {new.key} preset “{state['starts']}” (the old ones do not fit).")
+    if len(state["w"]) != new.n_tasks:
+        state["w"] = (1.0,) * new.n_tasks
+    if new.n_tasks != 2:
+        state["wmode"] = "free"
+    if state["loss"] not in ["sum"] + [f"task{k + 1}" for k in range(new.n_tasks)]:
+        state["loss"] = "sum"
+    state.update(land=new.key, drow=0, dstart=0, dstep=0)
+    return notes
+
+
+# -- starts -----------------------------------------------------------------------------------------
+def start_fields(spec: str, land) -> tuple[str, dict]:
+    """The start-point widgets' values for ``spec``: (mode, {preset, grid, random, rseed, points})."""
+    fields = {"preset": "paper" if "paper" in land.presets else next(iter(land.presets), ""), "grid": 5,
+              "random": 10, "rseed": 0, "points": ""}
+    try:
+        pts = starts_mod.resolve(land, spec)
+        fields["points"] = points_spec(pts) if len(pts) <= 400 else ""
+    except ValueError:
+        fields["points"] = spec
+        return "points", fields
+    if spec in land.presets:
+        fields["preset"] = spec
+        return "preset", fields
+    if spec.startswith("grid:"):
+        fields["grid"] = int(spec[5:])
+        return "grid", fields
+    if spec.startswith("random:"):
+        parts = spec.split(":")
+        fields["random"] = int(parts[1])
+        fields["rseed"] = int(parts[2]) if len(parts) > 2 else 0
+        return "random", fields
+    return "points", fields
+
+
+def compose_starts(mode: str, fields: dict) -> str:
+    if mode == "preset":
+        return fields["preset"]
+    if mode == "grid":
+        return f"grid:{int(fields['grid'])}"
+    if mode == "random":
+        return f"random:{int(fields['random'])}" + (f":{int(fields['rseed'])}" if fields["rseed"] else "")
+    return fields["points"]
+
+
+def points_spec(points) -> str:
+    return ";".join(f"{x:.4g},{y:.4g}" for x, y in np.asarray(points, dtype=float).reshape(-1, 2))
+
+
+def click_starts(spec: str, land, x: float, y: float) -> tuple[str, str]:
+    """A click at (x, y): remove the nearest start if it is close, otherwise add (x, y).
+
+    Returns (new spec, what happened). "Close" is 4 % of the box's width.
+    """
+    pts = starts_mod.resolve(land, spec)
+    (x0, x1), _ = land.bounds
+    radius = 0.04 * (x1 - x0)
+    if len(pts):
+        d = np.hypot(pts[:, 0] - x, pts[:, 1] - y)
+        i = int(d.argmin())
+        if d[i] <= radius:
+            if len(pts) == 1:
+                return spec, "The last start point cannot be removed (at least one is needed)."
+            kept = np.delete(pts, i, axis=0)
+            return _named(kept, land), f"Removed the start ({pts[i, 0]:.3g}, {pts[i, 1]:.3g})."
+    if not land.contains([[x, y]]).all():
+        return spec, f"({x:.3g}, {y:.3g}) is outside the box."
+    return _named(np.vstack([pts, [[x, y]]]), land), f"Added a start at ({x:.3g}, {y:.3g})."
+
+
+def _named(points: np.ndarray, land) -> str:
+    """The preset's name when ``points`` are exactly a preset's points, else the explicit list."""
+    for name, preset in land.presets.items():
+        p = np.asarray(preset.points, dtype=float)
+        if p.shape == points.shape and np.allclose(p, points, rtol=0, atol=1e-9):
+            return name
+    return points_spec(points)
+
+
+# -- config -----------------------------------------------------------------------------------------
+def task_weights(state: dict, land) -> tuple | None:
+    if state["wmode"] == "sum1" and land.n_tasks == 2:
+        return (float(state["w1"]), 1.0 - float(state["w1"]))
+    w = tuple(float(x) for x in state["w"])
+    return None if all(x == 1.0 for x in w) else w
+
+
+def record_every(steps: int, runs: int) -> int:
+    """Keep at most RECORDS_PER_RUN records per run and RECORD_BUDGET over all runs."""
+    per_run = max(2, min(RECORDS_PER_RUN, RECORD_BUDGET // max(1, runs)))
+    return max(1, math.ceil(steps / per_run))
+
+
+def build_config(state: dict):
+    """The engine config of ``state`` (ValueError naming the field when it is not runnable here)."""
+    land = landscapes.get(state["land"])
+    methods = tuple(state["methods"])
+    if not methods:
+        raise ValueError("methods: choose at least one method")
+    hp = {}
+    for m in methods:
+        spec = optimizers.get(m).hparams
+        if spec:
+            hp[m] = {h.name: state[hp_key(m, h.name)] for h in spec}
+    steps = int(state["steps"])
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps: at most {MAX_STEPS:,} on this page, got {steps:,}")
+    cfg = trajectories.Config.make(
+        land.key, methods, state["starts"], steps, hparams=hp, optimizer=state["opt"], lr=float(state["lr"]),
+        momentum=float(state["mom"]), pipeline=state["pipe"], seed=int(state["seed"]),
+        task_weights=task_weights(state, land), scale=float(state["scale"]))
+    runs = len(cfg.variants()) * len(cfg.starts)
+    if runs > MAX_RUNS:
+        raise ValueError(f"starts: {len(cfg.starts):,} starts × {len(cfg.variants())} methods = {runs:,} runs is "
+                         f"more than this page draws ({MAX_RUNS:,}); use fewer starts or methods "
+                         f"(the CLI, python -m trajectories, runs bigger sweeps)")
+    cfg = dataclasses.replace(cfg, record_every=record_every(steps, runs))
+    need = trajectories.estimate_bytes(cfg)
+    if need > MAX_BYTES:
+        raise ValueError(f"memory: this view would need about {need / 2 ** 30:.1f} GiB "
+                         f"(the page's limit is {MAX_BYTES / 2 ** 30:.1f} GiB); use fewer starts, methods or steps")
+    return cfg
+
+
+@st.cache_data(max_entries=12, show_spinner=False)
+def run(cfg_json: str):
+    """The engine on one config (cached on the config's JSON: a revisited setting is instant)."""
+    return trajectories.run(trajectories.Config.from_dict(json.loads(cfg_json)))
+
+
+# -- downloads --------------------------------------------------------------------------------------
+def result_npz(result) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = result.save(Path(tmp) / "gradscape-result.npz")
+        return path.read_bytes()
+
+
+def trajectories_csv(result) -> bytes:
+    """Every recorded point of every run: method, label, start index and coordinates, step, theta, losses."""
+    import pandas as pd
+    M, S = result.shape
+    steps = np.asarray(result.record_steps)
+    T = len(steps)
+    cols = {
+        "method": np.repeat([v["method"] for v in result.variants], S * T),
+        "label": np.repeat(result.labels, S * T),
+        "start": np.tile(np.repeat(np.arange(S), T), M),
+        "start_x": np.tile(np.repeat(result.starts[:, 0], T), M),
+        "start_y": np.tile(np.repeat(result.starts[:, 1], T), M),
+        "step": np.tile(steps, M * S),
+    }
+    if result.positions is not None:
+        cols["x"] = result.positions[..., 0].ravel()
+        cols["y"] = result.positions[..., 1].ravel()
+    if result.losses is not None:
+        for k in range(result.losses.shape[-1]):
+            cols[f"L{k + 1}"] = result.losses[..., k].ravel()
+    buf = io.StringIO()
+    pd.DataFrame(cols).to_csv(buf, index=False, float_format="%.7g")
+    return buf.getvalue().encode()
+
+
+def config_json(cfg) -> bytes:
+    return json.dumps(cfg.to_dict(), indent=2, sort_keys=True).encode()
