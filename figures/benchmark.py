@@ -11,6 +11,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from trajectories.benchmarks import reached_mask
+
 from .style import OPTIMUM_COLOUR, OUTCOME_COLOURS, PARETO_COLOUR, colour
 
 OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
@@ -32,7 +34,7 @@ def _outcome_label(name: str, optima) -> str:
     if name.startswith("optimum"):
         i = int(name.split()[1]) - 1
         if len(optima) > i:
-            x, y = optima[i]
+            x, y = (round(float(v), 2) + 0.0 for v in optima[i])     # + 0.0: no "-0.00"
             return f"{name} ({x:.2f}, {y:.2f})" if len(optima) > 1 else f"the optimum ({x:.2f}, {y:.2f})"
         return name
     return OUTCOME_LABELS.get(name, name)
@@ -88,7 +90,7 @@ def basin_maps(result, *, seed=None, variants=None, cols: int | None = None, pan
         if g is None or not len(g):
             titles.append(f"{var.loc[v, 'label']}<br><sup>no runs</sup>")
             continue
-        reached = (g["optimum_index"].to_numpy() >= 0).mean()
+        reached = reached_mask(g).mean()
         outc = g["outcome"].to_numpy().astype(str)
         pareto = ((outc == "pareto") | np.char.startswith(outc, "optimum")).mean()
         titles.append(f"{var.loc[v, 'label']}<br><sup>optimum {reached:.0%} · Pareto set {pareto:.0%}</sup>")

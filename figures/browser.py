@@ -29,41 +29,43 @@ PLAYBACK_RUNS = 5_000     # above this many runs the figures have no playback (t
 MARKER_GL = 2_000         # marker traces with more points than this are WebGL too
 CONTOUR_N = 120           # contour grid resolution (per axis)
 CLICK_N = 51              # candidate click targets per axis on the overlay map
-LOSS_NAMES = {"sum": "weighted sum", "task1": "task 1 loss", "task2": "task 2 loss"}
 CONTOUR_SCALE = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
 
 
 # -- data helpers ------------------------------------------------------------------------------
-def contour_values(land, loss: str = "sum", weights=None, scale: float = 1.0, n: int = CONTOUR_N):
-    """(xs[n], ys[n], Z[n, n]) of the chosen loss ("sum", "task1", "task2", ...) over the landscape's box."""
-    key = (land.key, repr(getattr(land, "spec", None)), loss, None if weights is None else tuple(map(float, weights)),
-           float(scale), int(n))
-    if key not in _CONTOURS:
-        if len(_CONTOURS) > 64:
-            _CONTOURS.clear()
-        xs, ys, pts = land.grid(n)
-        L = land.losses_np(pts, weights, scale)
-        if loss == "sum":
-            z = L.sum(1)
-        else:
-            k = int(loss.removeprefix("task")) - 1 if loss.removeprefix("task").isdigit() else -1
-            if not 0 <= k < L.shape[1]:
-                raise ValueError(f"loss: {loss!r} is not one of sum, task1 .. task{L.shape[1]}")
-            z = L[:, k]
-        _CONTOURS[key] = (xs, ys, z.reshape(n, n), L)
-    xs, ys, Z, _ = _CONTOURS[key]
-    return xs, ys, Z
+_GRIDS: dict = {}        # pure-function memo: (landscape, weights, scale, n) -> (points, losses)
+
+
+def loss_name(loss: str) -> str:
+    """"sum" -> "weighted sum", "task2" -> "task 2 loss"."""
+    return "weighted sum" if loss == "sum" else f"task {loss.removeprefix('task')} loss"
 
 
 def grid_losses(land, weights=None, scale: float = 1.0, n: int = CLICK_N):
-    """(points[n*n, 2], L[n*n, K]) on an n x n grid (memoised with the contours)."""
-    contour_values(land, "sum", weights, scale, n)
-    key = (land.key, repr(getattr(land, "spec", None)), "sum", None if weights is None else tuple(map(float, weights)),
+    """(points[n*n, 2], L[n*n, K]): the weighted task losses on an n x n grid over the box (x fastest)."""
+    key = (land.key, repr(getattr(land, "spec", None)), None if weights is None else tuple(map(float, weights)),
            float(scale), int(n))
-    return land.grid(n)[2], _CONTOURS[key][3]
+    if key not in _GRIDS:
+        if len(_GRIDS) > 64:
+            _GRIDS.clear()
+        pts = land.grid(n)[2]
+        _GRIDS[key] = (pts, land.losses_np(pts, weights, scale))
+    return _GRIDS[key]
 
 
-_CONTOURS: dict = {}     # pure-function memo: (landscape, loss, weights, scale, n) -> grids
+def contour_values(land, loss: str = "sum", weights=None, scale: float = 1.0, n: int = CONTOUR_N):
+    """(xs[n], ys[n], Z[n, n]) of the chosen loss ("sum", "task1", "task2", ...) over the landscape's box."""
+    _, L = grid_losses(land, weights, scale, n)
+    (x0, x1), (y0, y1) = land.bounds
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    if loss == "sum":
+        z = L.sum(1)
+    else:
+        k = int(loss.removeprefix("task")) - 1 if loss.removeprefix("task").isdigit() else -1
+        if not 0 <= k < L.shape[1]:
+            raise ValueError(f"loss: {loss!r} is not one of sum, task1 .. task{L.shape[1]}")
+        z = L[:, k]
+    return xs, ys, z.reshape(n, n)
 
 
 def weights_of(result) -> tuple | None:
@@ -136,7 +138,7 @@ def _path_trace(use_gl: bool, **kw):
 def _static_map_traces(land, style: Style, weights, scale, *, xaxis="x", yaxis="y", legend=True, zmin=None,
                        zmax=None, contour_n=CONTOUR_N, with_colorbar=True):
     xs, ys, Z = contour_values(land, style.contour, weights, scale, contour_n)
-    name = LOSS_NAMES.get(style.contour, style.contour)
+    name = loss_name(style.contour)
     traces = [dict(type="contour", x=xs, y=ys, z=_r(Z), colorscale=CONTOUR_SCALE, ncontours=25, name=name,
                    contours=dict(coloring="fill", showlines=True), line=dict(width=0.5, color="rgba(80,80,80,0.35)"),
                    showscale=with_colorbar, zmin=zmin, zmax=zmax,
@@ -173,8 +175,9 @@ def _run_traces(result, style: Style, rows, idx, use_gl, *, xaxis="x", yaxis="y"
             hovertemplate=f"{label}<br>step %{{customdata:.0f}}<br>(%{{x:.3f}}, %{{y:.3f}})<extra></extra>",
             xaxis=xaxis, yaxis=yaxis))
         fin = arr_all[m][:, -1, :] if space != "theta" else result.final[m]
-        ends.append(dict(type="scattergl" if S > MARKER_GL else "scatter", x=_l(fin[:, 0]), y=_l(fin[:, 1]), mode="markers", name=f"{label} end",
-                         legendgroup=f"run{m}", showlegend=False, xaxis=xaxis, yaxis=yaxis,
+        ends.append(dict(type="scattergl" if S > MARKER_GL else "scatter", x=_l(fin[:, 0]), y=_l(fin[:, 1]),
+                         mode="markers", name=f"{label} end", legendgroup=f"run{m}", showlegend=False,
+                         xaxis=xaxis, yaxis=yaxis,
                          marker=dict(color=END_COLOUR, size=style.marker_size, line=dict(color="white", width=0.5)),
                          hovertemplate=f"{label} end<br>(%{{x:.3f}}, %{{y:.3f}})<extra></extra>"))
         first = arr_all[m][:, idx[0], :]
@@ -239,7 +242,8 @@ def _frames(result, idx, marker_traces: list[int], rows_per_marker: list[int], s
 def _equal_axes(land) -> dict:
     """Layout entries for the map's axes: the landscape's box, equal scales."""
     (x0, x1), (y0, y1) = land.bounds
-    return dict(xaxis=dict(range=[x0, x1], title=dict(text="θ₁"), constrain="domain", showgrid=False, zeroline=False),
+    return dict(xaxis=dict(range=[x0, x1], title=dict(text="θ₁"), constrain="domain", showgrid=False,
+                           zeroline=False),
                 yaxis=dict(range=[y0, y1], title=dict(text="θ₂"), scaleanchor="x", scaleratio=1, constrain="domain",
                            showgrid=False, zeroline=False))
 
@@ -277,14 +281,16 @@ def build_map(result, style: Style = Style(), *, clickable: bool = True, playbac
     if clickable:
         traces.append(click_targets(land, CLICK_N, w, sc))
     layout = dict(height=660, margin=dict(l=50, r=20, t=40, b=110 if playback else 40),
-                  title=dict(text=f"{land.title}: {LOSS_NAMES.get(style.contour, style.contour)}", x=0.01),
+                  title=dict(text=f"{land.title}: {loss_name(style.contour)}", x=0.01),
                   legend=_legend(), hovermode="closest", hoverdistance=12, plot_bgcolor="white",
                   uirevision="map", **_equal_axes(land))
-    frames = _with_playback(layout, result, idx, list(range(first_marker, first_marker + M)), rows) if playback else None
+    markers_at = list(range(first_marker, first_marker + M))
+    frames = _with_playback(layout, result, idx, markers_at, rows) if playback else None
     return _figure(traces, layout, frames)
 
 
-def build_small_multiples(result, style: Style = Style(), *, playback: bool = True, cols: int | None = None) -> go.Figure:
+def build_small_multiples(result, style: Style = Style(), *, playback: bool = True,
+                          cols: int | None = None) -> go.Figure:
     """One panel per method variant over the same contour, shared axes (the SAM-GS paper's figures 2 and 4)."""
     playback = playback and playback_ok(result)
     land = result.landscape
@@ -373,7 +379,8 @@ def build_loss_space(result, style: Style = Style(), *, playback: bool = True) -
 
 
 # -- diagnostics -----------------------------------------------------------------------------------
-def build_diagnostics(result, row: int, start: int, style: Style = Style(), *, mark_step: int | None = None) -> go.Figure:
+def build_diagnostics(result, row: int, start: int, style: Style = Style(), *,
+                      mark_step: int | None = None) -> go.Figure:
     """Over the steps of one run: task losses, cos conflict, GMS, the curvature measure, task weights, SAM-GS branch."""
     aux = result.aux
     steps = np.asarray(result.record_steps)
@@ -429,7 +436,7 @@ def nearest_record(result, step: int) -> int:
 
 
 def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -> go.Figure:
-    """The run's path on the map and, at record ``t``, arrows for −g₁, −g₂ and −d (downhill; one common scale)."""
+    """One run's path on the map and, at record ``t``, arrows for −g₁, −g₂ and −d (downhill, one scale)."""
     land = result.landscape
     w, sc = weights_of(result), scale_of(result)
     pos = result.positions[row, start]
@@ -456,11 +463,12 @@ def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -
         fig.add_annotation(x=tip[0], y=tip[1], ax=p[0], ay=p[1], xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=2.5, arrowcolor=colour, text="")
         fig.add_annotation(x=tip[0], y=tip[1], text=f"{name} |{np.linalg.norm(v):.3g}|", showarrow=False,
-                           font=dict(color=colour, size=12), xanchor="left", yanchor="bottom", bgcolor="rgba(255,255,255,0.7)")
+                           font=dict(color=colour, size=12), xanchor="left", yanchor="bottom",
+                           bgcolor="rgba(255,255,255,0.7)")
     fig.update_layout(height=560, margin=dict(l=50, r=20, t=50, b=40), plot_bgcolor="white", showlegend=False,
                       **_equal_axes(land),
-                      title=dict(text=f"{result.variants[row]['label']}: gradients at step {int(result.record_steps[t])}",
-                                 x=0.01))
+                      title=dict(text=f"{result.variants[row]['label']}: gradients at step "
+                                      f"{int(result.record_steps[t])}", x=0.01))
     return fig
 
 

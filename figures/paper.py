@@ -140,9 +140,7 @@ def draw_landscape(ax, land, *, weights, scale, style, size, grid_n=200):
                linewidths=0.6 * size.line / 0.5, alpha=0.55, zorder=0)
     sz = _marker_sizes(style, size)
     if style.show_pareto:
-        ps = land.pareto_set()
-        ax.plot(ps[:, 0], ps[:, 1], color=st.PARETO_COLOUR, lw=sz["pareto"], alpha=0.35, solid_capstyle="round",
-                zorder=1)
+        _pareto(ax, land.pareto_set(), land.n_tasks, sz)
     if style.show_optima:
         opt = land.optima(weights, scale)
         ax.plot(opt[:, 0], opt[:, 1], ls="none", marker="*", ms=sz["optimum"], mfc=st.OPTIMUM_COLOUR, mec="black",
@@ -153,6 +151,17 @@ def draw_landscape(ax, land, *, weights, scale, style, size, grid_n=200):
     ax.set_aspect("equal", adjustable="box")
     ax.xaxis.set_major_locator(MaxNLocator(3, symmetric=True, integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(3, symmetric=True, integer=True))
+
+
+def _pareto(ax, pts, n_tasks, sz):
+    """The Pareto set (or front): a thick line for two tasks (a curve); a cloud of points for more (a region)."""
+    if n_tasks == 2:
+        ax.plot(pts[:, 0], pts[:, 1], color=st.PARETO_COLOUR, lw=sz["pareto"], alpha=0.35, solid_capstyle="round",
+                zorder=1)
+    else:
+        pts = pts[st.decimate(len(pts), 600)] if len(pts) > 600 else pts     # a light cloud, not a solid blob
+        ax.plot(pts[:, 0], pts[:, 1], ls="none", marker="o", ms=sz["pareto"] * 0.3, mew=0,
+                color=st.PARETO_COLOUR, alpha=0.15, zorder=1)
 
 
 def draw_paths(ax, paths, *, colour, dash, style, size, ends=True):
@@ -329,9 +338,7 @@ def _loss_panel(ax, result, m, land, idx, colour, dash, style, size):
     w, sc = _variant_weights(result, m), _scale(result)
     sz = _marker_sizes(style, size)
     if style.show_pareto:
-        pf = land.pareto_front(None, w, sc)
-        ax.plot(pf[:, 0], pf[:, 1], color=st.PARETO_COLOUR, lw=sz["pareto"], alpha=0.35, solid_capstyle="round",
-                zorder=1)
+        _pareto(ax, land.pareto_front(None, w, sc), land.n_tasks, sz)     # K > 2: its (L1, L2) projection
     if style.show_optima:
         ol = land.losses_np(land.optima(w, sc), w, sc)
         ax.plot(ol[:, 0], ol[:, 1], ls="none", marker="*", ms=sz["optimum"], mfc=st.OPTIMUM_COLOUR, mec="black",

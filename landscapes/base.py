@@ -45,13 +45,19 @@ class Landscape:
         raise NotImplementedError
 
     def values_and_grads(self, theta: torch.Tensor, scale: torch.Tensor):
-        """(F[B, K], dF/dtheta [B, K, 2]); autograd through torch.func unless a subclass has a closed form."""
-        def total(th):
-            f = self.values(th, scale)
-            return f.sum(0), f
+        """(F[B, K], dF/dtheta [B, K, 2]) by reverse-mode autograd, one backward pass per task.
 
-        jac, f = torch.func.jacrev(total, has_aux=True)(theta)   # jac: [K, B, 2]
-        return f, jac.permute(1, 0, 2)
+        This is what the published toy code does (``losses[k].backward()`` per task), so the gradients
+        inherit autograd's conventions on kinks and its order of accumulating the contributions to each
+        parameter, bit for bit in eager float32 (methods-spec.md §2). Inside the engine the pass is traced
+        with ``make_fx`` into plain element-wise operations, so the C kernel runs the same arithmetic.
+        """
+        K = self.n_tasks
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            F = self.values(th, scale)
+            grads = [torch.autograd.grad(F[:, k].sum(), th, retain_graph=k < K - 1)[0] for k in range(K)]
+        return F.detach(), torch.stack(grads, 1)
 
     def evaluate(self, theta, weights, scale):
         """Weighted losses L[B, K] and gradients G[B, K, 2] as the methods see them."""

@@ -200,8 +200,6 @@ def canonical(spec) -> dict:
     """The validated spec in canonical form (floats, stripped text, empty optional fields left out).
 
     Checks the form of every field and parses every task; does not evaluate anything."""
-    if isinstance(spec, tuple):
-        spec = dict(spec)
     if not isinstance(spec, dict):
         raise ValueError(f"landscape: expected a mapping with fields {', '.join(FIELDS)}, got {_show(spec)}")
     unknown = [k for k in spec if k not in FIELDS]
@@ -276,8 +274,13 @@ def _floor(spec, expressions) -> tuple[float, ...]:
                 raise ValueError(f"floor: task {k}'s loss goes down to {m:.6g} in the box, so its floor must be "
                                  f"below that (got {f:g})")
         return tuple(spec["floor"])
-    margin = np.maximum(0.05 * (hi - lo), 1e-3 * np.maximum(1.0, np.abs(lo)))
-    return tuple(float(v) for v in lo - margin)
+    margin = np.maximum(0.05 * hi - 0.05 * lo, 1e-3 * np.maximum(1.0, np.abs(lo)))
+    floor = lo - margin
+    for k, f in enumerate(floor, 1):
+        if not np.isfinite(f):
+            raise ValueError(f"tasks: task {k} spans too wide a range in the box for an automatic loss floor "
+                             "(give floor explicitly)")
+    return tuple(float(v) for v in floor)
 
 
 def slug(name: str) -> str:

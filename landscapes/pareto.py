@@ -70,16 +70,26 @@ def nondominated(F: np.ndarray) -> np.ndarray:
         keep = np.zeros(n, bool)
         keep[order] = f2 < best
         return keep
-    keep = np.ones(n, bool)
-    order = np.argsort(F.sum(1))        # points with small sums dominate most; test them first
-    Fs = F[order]
-    for start in range(0, n, 2048):
-        block = Fs[start:start + 2048]
-        cand = Fs[keep[order]]
-        le = (cand[None, :, :] <= block[:, None, :]).all(-1)
-        lt = (cand[None, :, :] < block[:, None, :]).any(-1)
-        dominated = (le & lt).any(1)
-        keep[order[start:start + 2048]] &= ~dominated
+    # K > 2: visit points by increasing loss sum (a point can only be dominated by one with a smaller sum)
+    # and test each block against the non-dominated points found so far
+    order = np.argsort(F.sum(1), kind="stable")
+    keep = np.zeros(n, bool)
+    front = np.empty((0, K))
+    for start in range(0, n, 1024):
+        idx = order[start:start + 1024]
+        block = F[idx]
+        dominated = np.zeros(len(block), bool)
+        for f0 in range(0, len(front), 4096):
+            cand = front[f0:f0 + 4096]
+            le = (cand[None, :, :] <= block[:, None, :]).all(-1)
+            lt = (cand[None, :, :] < block[:, None, :]).any(-1)
+            dominated |= (le & lt).any(1)
+        # within the block (sorted by sum, so only earlier points can dominate later ones)
+        le = (block[None, :, :] <= block[:, None, :]).all(-1)
+        lt = (block[None, :, :] < block[:, None, :]).any(-1)
+        dominated |= np.tril(le & lt, -1).any(1)
+        keep[idx[~dominated]] = True
+        front = np.concatenate([front, block[~dominated]])
     return keep
 
 
@@ -140,8 +150,9 @@ def _thin(P: np.ndarray, F: np.ndarray, max_points: int):
     return P[idx], F[idx]
 
 
-def compute_pareto(landscape, n: int = 300, levels: int = 3, max_points: int = 2000) -> ParetoSet:
+def compute_pareto(landscape, n: int | None = None, levels: int = 3, max_points: int = 2000) -> ParetoSet:
     """The Pareto set: non-dominated grid points with zooms; for K = 2 projected onto the critical curve."""
+    n = n or (300 if landscape.n_tasks == 2 else 150)
     (x0, x1), (y0, y1) = landscape.bounds
     P, F = np.empty((0, 2)), np.empty((0, landscape.n_tasks))
     box = (x0, x1, y0, y1)
@@ -182,29 +193,27 @@ def compute_pareto(landscape, n: int = 300, levels: int = 3, max_points: int = 2
 def distance_to_set(theta: np.ndarray, points: np.ndarray, curve: bool = True, max_seg: float = 0.25) -> np.ndarray:
     """Euclidean distance from each theta[N, 2] to a Pareto set given as points[n, 2].
 
-    ``curve``: the points are ordered along a curve (K = 2), so the distance is to the polyline: the
-    two segments at the nearest vertex (segments longer than ``max_seg`` are gaps of a disconnected set
-    and are not bridged); otherwise to the nearest point.
+    The nearest vertex comes from a k-d tree (scipy); for a curve (K = 2, points ordered along it) the
+    distance is then refined to the two polyline segments at that vertex (segments longer than
+    ``max_seg`` are gaps of a disconnected set and are not bridged).
     """
-    import torch
-    th = torch.as_tensor(np.asarray(theta, dtype=np.float64).reshape(-1, 2))
-    pts = torch.as_tensor(np.asarray(points, dtype=np.float64))
+    from scipy.spatial import cKDTree
+
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
+    pts = np.asarray(points, dtype=np.float64)
+    if len(theta) == 0:
+        return np.empty(0)
+    d, j = cKDTree(pts).query(theta)
     n = len(pts)
-    out = []
-    for i in range(0, len(th), 8192):
-        t = th[i:i + 8192]
-        d, j = torch.cdist(t, pts, compute_mode="use_mm_for_euclid_dist").clamp_min(0).min(1)
-        if curve and n > 1:
-            for lo in (j - 1, j):
-                lo = lo.clamp(0, n - 2)
-                a, b = pts[lo], pts[lo + 1]
-                ab = b - a
-                l2 = (ab * ab).sum(1)
-                u = (((t - a) * ab).sum(1) / l2.clamp_min(1e-300)).clamp(0, 1)
-                ds = (t - (a + u[:, None] * ab)).norm(dim=1)
-                d = torch.where(l2.sqrt() <= max_seg, torch.minimum(d, ds), d)
-        out.append(d)
-    return torch.cat(out).numpy() if out else np.empty(0)
+    if curve and n > 1:
+        for lo in (j - 1, j):
+            lo = np.clip(lo, 0, n - 2)
+            a, ab = pts[lo], pts[lo + 1] - pts[lo]
+            l2 = (ab * ab).sum(1)
+            u = np.clip(((theta - a) * ab).sum(1) / np.maximum(l2, 1e-300), 0, 1)
+            ds = np.linalg.norm(theta - (a + u[:, None] * ab), axis=1)
+            d = np.where(np.sqrt(l2) <= max_seg, np.minimum(d, ds), d)
+    return d
 
 
 def weighted_sum_minimisers(landscape, weights=None, scale: float = 1.0, rel_tol: float = 1e-4) -> np.ndarray:

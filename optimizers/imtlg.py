@@ -14,10 +14,18 @@ unit gradient u_k = g_k / |g_k|:  d . u_1 = d . u_2 = ... = d . u_K.
 
 Pipelines:
 
-* ``reference``: the published code's formula for every K (solved with ``linalg.solve`` with partial
-  pivoting; a non-finite solution, i.e. an exactly singular D U^T, is replaced by the 1e-8-ridge solve as
-  the code's ``except`` does). Hence exactly parallel same-direction gradients give alpha = (1, 0, ...) and
-  d = g_1, and a zero gradient gives NaN (u = g/0) as published; the engine freezes and flags such a run.
+* ``reference``: the published code's formula for every K, including its order of operations: the
+  inverse of D U^T (``linalg.inverse``, Gaussian elimination with partial pivoting) is formed and then
+  multiplied, as ``torch.inverse`` is in the code; a non-finite inverse (an exactly singular D U^T) is
+  replaced by the inverse of D U^T + 1e-8 I as the code's ``except`` does. The order matters: for K = 2
+  alpha_2 = first * (1/den) is not exactly 1/2 when the two gradients are exact mirror images, and that
+  last-bit asymmetry, amplified by Adam, is what moves the published runs off the symmetry axis x = 0
+  (the fidelity runs from starts on x = 0 need it). Exactly parallel same-direction gradients give
+  alpha = (1, 0, ...) and d = g_1, and a zero gradient gives NaN (u = g/0) as published; the engine
+  freezes and flags such a run. With K - 1 > D (e.g. K = 4 on the toys) D U^T is singular up to round-off
+  and the code inverts the round-off: finite but meaningless weights, reproduced as such. For float32
+  D = 2 the norms are rounded as ``torch.norm`` rounds them (``torch_norm``), so that given the same
+  gradients the weights are the published code's bit for bit.
 * ``clean``: K = 2 uses the closed form. K >= 3 uses alpha_k ∝ y_k / n_k with C y = 1 (the torchjd
   form on the scale-free cosine matrix), solved with partial pivoting; an exactly singular C (a
   non-finite solve) is solved again with a ridge, (C + eps I) y = 1, eps = 100 eps(dtype). When C is
@@ -25,37 +33,49 @@ Pipelines:
   dominated by C's null vector, so alpha tends to the null vector of G^T and d -> 0, which is what the
   equal-projection condition (and the published code) gives there; torchjd's pseudo-inverse instead
   drops the part of n outside range(M) and no longer has equal projections. (A ridge on every solve was
-  tried and rejected: its bias is amplified by the cancellation in sum_k y_k / n_k on ill-conditioned C.) If |sum_k y_k / n_k| vanishes (no finite impartial direction) alpha = 0 as in
-  torchjd. A zero gradient takes the closed-form limit: alpha = the indicator of the zero-gradient tasks
-  (normalised), so d = 0 (for K = 2 the limit of (n2, n1)/(n1+n2) as n1 -> 0 is (1, 0), d -> 0). Both
-  zero gives alpha = (1/2, 1/2), d = 0. Exactly parallel gradients use the closed form (any alpha has
-  equal projections; the closed form's (2 n2/(n1+n2)) g1 is its continuous limit).
+  tried and rejected: its bias is amplified by the cancellation in sum_k y_k / n_k on ill-conditioned C.)
+  If |sum_k y_k / n_k| vanishes (no finite impartial direction) alpha = 0 as in torchjd. A zero gradient
+  takes the closed-form limit: alpha = the indicator of the zero-gradient tasks (normalised), so d = 0
+  (for K = 2 the limit of (n2, n1)/(n1+n2) as n1 -> 0 is (1, 0), d -> 0). Both zero gives
+  alpha = (1/2, 1/2), d = 0. Exactly parallel gradients use the closed form (any alpha has equal
+  projections; the closed form's (2 n2/(n1+n2)) g1 is its continuous limit).
 
 aux ``weights``: alpha. No hyperparameters.
 """
 import torch
 
 from .base import Method, combine, norms, unit
-from .linalg import solve
+from .linalg import inverse, solve
 
 
 def init(B, K, D, hp, *, dtype, device):
     return {}
 
 
+def torch_norm(G: torch.Tensor) -> torch.Tensor:
+    """|g_k| rounded as ``torch.norm`` rounds it on the CPU for a float32 2-vector (measured bit-exact on
+    random vectors): sqrt, in double, of float32(fma(x1, x1, float32(x0^2))). Other shapes: sqrt(sum x^2)."""
+    if G.dtype != torch.float32 or G.shape[-1] != 2:
+        return norms(G)
+    x0, x1 = G[..., 0], G[..., 1]
+    s = ((x0 * x0).to(torch.float64) + x1.to(torch.float64) * x1.to(torch.float64)).to(torch.float32)
+    return torch.sqrt(s.to(torch.float64)).to(torch.float32)
+
+
 def reference_weights(G: torch.Tensor) -> torch.Tensor:
     """alpha as the published code computes it (NaN for a zero gradient)."""
-    n = norms(G)
+    n = torch_norm(G)
     U = G / n[..., None]
     g1 = G[:, 0]
     Dm = g1[:, None, :] - G[:, 1:]
     Um = U[:, :1] - U[:, 1:]
     first = (g1[:, None, :] * Um).sum(-1)                     # g_1 U^T, [B, K-1]
-    A = (Dm @ Um.transpose(1, 2)).transpose(1, 2)             # (D U^T)^T: x^T (D U^T) = first
-    x0 = solve(A, first)
-    x1 = solve(A, first, ridge=1e-8)
-    ok = torch.isfinite(x0).to(G.dtype).amin(-1, keepdim=True) > 0
-    x = torch.where(ok, x0, x1)
+    A = Dm @ Um.transpose(1, 2)                               # D U^T, [B, K-1, K-1]
+    inv0 = inverse(A)                                         # the code multiplies by the inverse (its
+    inv1 = inverse(A, ridge=1e-8)                             # rounding breaks exact mirror symmetry)
+    ok = torch.isfinite(inv0).to(G.dtype).amin(-1).amin(-1) > 0
+    inv = torch.where(ok[:, None, None], inv0, inv1)
+    x = (first[:, :, None] * inv).sum(1)                      # first @ inv
     return torch.cat([1.0 - x.sum(-1, keepdim=True), x], 1)
 
 

@@ -14,6 +14,7 @@ Functions (all batched over a leading B; entries may carry extra broadcast dimen
   for symmetric positive definite matrices (what ``box_qp`` solves) and about half the ops. An exactly
   singular matrix gives a zero pivot and so a non-finite x (callers may test ``isfinite`` and retry
   with a ridge, as the published IMTL-G code does).
+* ``inverse(A[B,K,K], ridge=0.0, pivot=True)``: the same elimination against the K columns of I.
 * ``sym_eig(A[B,K,K], sweeps=None) -> (lam[B,K] descending, V[B,K,K] eigenvectors as columns)``: cyclic
   Jacobi rotations (Numerical Recipes' stable rotation formulas) with a fixed sweep count, then an
   odd-even transposition network of ``torch.where`` compare-exchanges (K rounds) sorts descending.
@@ -95,6 +96,18 @@ def solve(A: torch.Tensor, b: torch.Tensor, ridge=0.0, pivot: bool = True) -> to
         a = [[a[i][j] + ridge if i == j else a[i][j] for j in range(K)] for i in range(K)]
     x = _solve_lists(a, [b[:, i] for i in range(K)], pivot)
     return torch.stack(x, -1)
+
+
+def inverse(A: torch.Tensor, ridge=0.0, pivot: bool = True) -> torch.Tensor:
+    """(A + ridge I)^{-1} for A[B,K,K]: ``solve`` against the K columns of I at once (non-finite if singular)."""
+    K = A.shape[-1]
+    a = [[x[:, None] for x in r] for r in _rows(A)]
+    if not (isinstance(ridge, (int, float)) and ridge == 0):
+        rr = ridge[:, None] if torch.is_tensor(ridge) and ridge.dim() == 1 else ridge
+        a = [[a[i][j] + rr if i == j else a[i][j] for j in range(K)] for i in range(K)]
+    eye = torch.eye(K, dtype=A.dtype, device=A.device)
+    b = [eye[i].expand(A.shape[0], K) for i in range(K)]
+    return torch.stack(_solve_lists(a, b, pivot), 1)
 
 
 # ---------------------------------------------------------------------------------------------

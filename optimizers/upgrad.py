@@ -19,7 +19,7 @@ Hyperparameters: reg_eps 1e-4 and norm_eps 1e-4 (torchjd defaults). aux ``weight
 """
 import torch
 
-from .base import HParam, Method, col, combine, gram
+from .base import HParam, Method, combine, gram
 from .linalg import box_qp
 
 

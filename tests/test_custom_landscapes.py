@@ -397,7 +397,7 @@ def _brute(F):
     return ~(le & lt).any(0)
 
 
-@pytest.mark.parametrize("K", [1, 2, 3, 4])
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5])
 def test_nondominated_matches_brute_force(K):
     rng = np.random.default_rng(K)
     for trial in range(20):

@@ -199,6 +199,63 @@ def test_imtlg_edges(dtype):
         torch.testing.assert_close(d[0], torch.zeros(2, dtype=dtype), rtol=0, atol=1e-6)
     d, _ = run("imtlg", E["parallel3"], "reference")                  # round-off in U: finite, as published
     assert torch.isfinite(d).all()
+    # the code multiplies by inverse(D U^T): alpha_2 = first * (1/den), not first / den (its rounding is
+    # what moves the published runs off the symmetry axis); these mirrored float32 gradients (the one-optimum
+    # toy at (0, 8)) give alpha_2 != 1/2 and d_x = 7.450581e-09 in the published code
+    g = torch.tensor([[0.19986584782600403, 0.0046368129551410675],
+                      [-0.19986584782600403, 0.0046368129551410675]], dtype=torch.float32)
+    if dtype == torch.float32:
+        U = g / torch.stack([torch.norm(r) for r in g])[:, None]      # as the code: torch.norm per task
+        first = (g[0] * (U[0] - U[1])).sum()
+        den = ((g[0] - g[1]) * (U[0] - U[1])).sum()
+        a2 = first * (1.0 / den)
+        d, aux = run("imtlg", g, "reference")
+        assert aux["weights"][0, 1].item() == a2.item() and a2.item() != 0.5
+        assert d[0, 0].item() == ((1 - a2) * g[0, 0] + a2 * g[1, 0]).item() != 0.0
+        dc, _ = run("imtlg", g, "clean")
+        assert dc[0, 0].item() == 0.0                                 # clean: exactly symmetric
+
+
+def test_imtlg_reference_norm_is_torch_norm():
+    """The reference pipeline rounds |g| as the published code's torch.norm does (float32, D = 2)."""
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(3000, 2, generator=gen) * torch.exp(3 * torch.randn(3000, 1, generator=gen))
+    want = torch.stack([torch.norm(r) for r in g])
+    assert torch.equal(imtlg.torch_norm(g[:, None, :])[:, 0], want)
+
+
+def test_imtlg_reference_matches_published_steps():
+    """Published IMTL-G (torch.norm, torch.inverse, as in the SAM-GS code) on gradients along a trajectory of
+    the one-optimum toy from the symmetric start (0, 8): the same weights bit for bit."""
+    def published(g):
+        u = torch.stack([r / torch.norm(r) for r in g])
+        D, U = g[0] - g[1:], u[0] - u[1:]
+        try:
+            inv = torch.inverse(D @ U.T)
+        except Exception:
+            inv = torch.inverse(torch.eye(1) * 1e-8 + D @ U.T)
+        a = (g[0] @ U.T) @ inv
+        return torch.cat(((1 - a.sum()).unsqueeze(-1), a))
+
+    def toy(th):      # the CAGrad / SAM-GS one-optimum toy, as written in the published code
+        x, y = th[0], th[1]
+        f1 = torch.log(torch.max(torch.abs(0.5 * (-x - 7) - torch.tanh(-y)), torch.tensor(5e-6))) + 6
+        f2 = torch.log(torch.max(torch.abs(0.5 * (-x + 3) + torch.tanh(-y) + 2), torch.tensor(5e-6))) + 6
+        c1, c2 = torch.clamp(torch.tanh(y * 0.5), 0), torch.clamp(torch.tanh(-y * 0.5), 0)
+        q1 = ((-x + 7) ** 2 + 0.1 * (-y - 8) ** 2) / 10 - 20
+        q2 = ((-x - 7) ** 2 + 0.1 * (-y - 8) ** 2) / 10 - 20
+        return torch.stack([f1 * c1 + q1 * c2, f2 * c1 + q2 * c2])
+
+    th = torch.tensor([0.0, 8.0], requires_grad=True)
+    opt = torch.optim.Adam([th], lr=1e-3)
+    for _ in range(300):
+        L = toy(th)
+        g = torch.stack([torch.autograd.grad(L[k], th, retain_graph=True)[0] for k in range(2)])
+        a = published(g)
+        assert torch.equal(imtlg.reference_weights(g[None])[0], a)
+        th.grad = (a @ g).detach()
+        opt.step()
+    assert th[0].item() != 0.0                                       # the rounding left the symmetry axis
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -433,7 +490,10 @@ def test_imtlg_more_tasks_than_parameters(K):
                 null = np.linalg.svd(G[b].T)[2][-1]
                 np.testing.assert_allclose(aux["weights"][b].numpy(), null / null.sum(), rtol=1e-5, atol=1e-8)
     d, aux = run("imtlg", torch.tensor(G), "reference")
-    assert d.abs().max().item() < 1e-9
+    if K == 3:      # D U^T is 2 x 2 and invertible: the code's d = 0 too
+        assert d.abs().max().item() < 1e-9
+    else:           # D U^T is 3 x 3 of rank 2: the code inverts round-off (finite, meaningless), as published
+        assert torch.isfinite(d).all()
 
 
 @pytest.mark.parametrize("K", [3, 4])
@@ -534,10 +594,30 @@ def test_solve_vs_numpy(K, dtype):
     np.testing.assert_allclose(x.numpy(), npsolve(P, b), rtol=r * 1e3, atol=r * 1e3)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K", [1, 2, 3, 4])
+def test_inverse_vs_numpy(K, dtype):
+    rng = np.random.default_rng(60 + K)
+    A = rng.normal(size=(50, K, K))
+    A = A[np.abs(np.linalg.det(A)) > 0.1]
+    r = 1e-3 if dtype == torch.float32 else 1e-9
+    inv = linalg.inverse(torch.tensor(A, dtype=dtype)).double().numpy()
+    np.testing.assert_allclose(inv, np.linalg.inv(A), rtol=r, atol=r)
+    inv = linalg.inverse(torch.tensor(A, dtype=dtype), ridge=0.5).double().numpy()
+    np.testing.assert_allclose(inv, np.linalg.inv(A + 0.5 * np.eye(K)), rtol=r * 10, atol=r * 10)
+    rr = rng.uniform(0.1, 1.0, size=len(A))
+    inv = linalg.inverse(torch.tensor(A, dtype=dtype), ridge=torch.tensor(rr, dtype=dtype)).double().numpy()
+    np.testing.assert_allclose(inv, np.linalg.inv(A + rr[:, None, None] * np.eye(K)), rtol=r * 10, atol=r * 10)
+    if K == 1:       # the published IMTL-G's 1 x 1 case: 1/x exactly, as torch.inverse
+        x = torch.tensor(A, dtype=dtype)
+        assert torch.equal(linalg.inverse(x), 1.0 / x)
+
+
 def test_solve_singular_is_nonfinite():
     A = torch.tensor([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]], dtype=torch.float64)
     x = linalg.solve(A, torch.ones(2, 2, dtype=torch.float64))
     assert not torch.isfinite(x).all(-1).any()
+    assert not torch.isfinite(linalg.inverse(A)).flatten(1).all(-1).any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -32,6 +32,12 @@ def wait_for(pred, timeout=WAIT_S, every=0.2, what="condition"):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+# A job that would run for minutes (25 chunks of 64 LS runs x 10^6 steps, no early exit): the tests that
+# use it kill or cancel it once it has done what they need to see.
+LONG = {"methods": ["ls"], "starts": "grid:40", "steps": 1_000_000, "record_every": 10_000, "chunk_runs": 64,
+        "early_exit": False}
+
+
 def cfg_dict(**kw):
     d = {"methods": ["samgs", "ls"], "starts": "paper", "steps": 400}
     d.update(kw)
@@ -122,10 +128,9 @@ def test_listing_survives_damaged_and_half_written_files(tmp_path):
 
 def test_worker_killed_mid_job_leaves_a_failed_record_with_its_chunks(tmp_path):
     s = Store(tmp_path)
-    # 24 chunks of 8 LS runs x 40 000 steps: long enough to kill in the middle
-    cfg = jobs.JobConfig.from_dict(cfg_dict(methods=["ls"], starts="grid:14", steps=40000, chunk_runs=8))
+    cfg = jobs.JobConfig.from_dict(LONG)
     n_chunks = len(cfg.plan())
-    assert n_chunks >= 20
+    assert n_chunks == 25
     job_id = jobs.launch(cfg, s)
     wait_for(lambda: s.get(job_id)["chunks_done"] >= 2, what="two completed chunks")
     job = s.get(job_id)
@@ -144,28 +149,27 @@ def test_worker_killed_mid_job_leaves_a_failed_record_with_its_chunks(tmp_path):
     # what was kept is right: the same starts run directly give the same finals
     pts = cfg.start_points()
     for c in chunks[:2]:
-        ref = trajectories.simulate("one_optimum", ["ls"], pts[c["lo"]:c["hi"]], 40000, record_every=cfg.record_every,
-                                    record=("positions",), early_exit=True)
+        ref = trajectories.simulate("one_optimum", ["ls"], pts[c["lo"]:c["hi"]], cfg.steps,
+                                    record_every=cfg.record_every, record=("positions",))
         got = res.runs[(res.runs["chunk"] == c["idx"])].sort_values("start")
         np.testing.assert_allclose(got[["final_x", "final_y"]].to_numpy(), ref.final[0], atol=1e-6)
 
 
 def test_cancel_a_running_job_keeps_its_completed_chunks(tmp_path):
     s = Store(tmp_path)
-    cfg = jobs.JobConfig.from_dict(cfg_dict(methods=["ls"], starts="grid:14", steps=40000, chunk_runs=8))
+    cfg = jobs.JobConfig.from_dict(LONG)
     job_id = jobs.launch(cfg, s)
     wait_for(lambda: s.get(job_id)["chunks_done"] >= 1, what="a completed chunk")
     assert s.request_cancel(job_id) == "running"
     job = wait_for(lambda: (j := s.get(job_id))["status"] != "running" and j, what="the job to stop")
     assert job["status"] == "cancelled" and "cancelled" in job["message"]
     assert 1 <= job["chunks_done"] < len(cfg.plan())
-    assert len(jobs.load_result(s, job_id).runs) == 8 * job["chunks_done"]
+    assert len(jobs.load_result(s, job_id).runs) == 64 * job["chunks_done"]
 
 
 def test_progress_is_written_at_least_once_a_second(tmp_path):
     s = Store(tmp_path)
-    cfg = jobs.JobConfig.from_dict(cfg_dict(methods=["ls"], starts="grid:14", steps=40000, chunk_runs=8))
-    job_id = jobs.launch(cfg, s)
+    job_id = jobs.launch(jobs.JobConfig.from_dict(LONG), s)
     wait_for(lambda: s.get(job_id)["status"] == "running" and s.get(job_id)["rate"], what="running")
     beats, fracs = [], []
     t0 = time.time()
@@ -210,8 +214,7 @@ def test_two_jobs_at_once(tmp_path, monkeypatch):
 def test_queue_runs_one_job_at_a_time_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADSCAPE_MAX_JOBS", "1")
     s = Store(tmp_path)
-    long = jobs.JobConfig.from_dict(cfg_dict(methods=["ls"], starts="grid:14", steps=40000, chunk_runs=8))
-    ia = jobs.launch(long, s)
+    ia = jobs.launch(jobs.JobConfig.from_dict(LONG), s)
     wait_for(lambda: s.get(ia)["status"] == "running", what="first job running")
     ib = jobs.launch(jobs.JobConfig.from_dict(cfg_dict()), s)
     time.sleep(8)                                     # the second worker is up, and waits for the slot

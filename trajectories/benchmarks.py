@@ -9,8 +9,9 @@ Presets (every registered method; Adam, lr 1e-3, the reference pipeline, as in t
 The success table, per variant (a method, or a method with one setting of a sweep):
 
 * ``reached``: runs that end within 0.1 (in theta) of a global minimiser of the (weighted) summed loss
-  (``Result.optimum_index >= 0``), as the paper counts them; ``pareto``: runs that end within 0.1 of the
-  Pareto set (a global minimiser included);
+  (``Result.optimum_index >= 0``), as the paper counts them, except runs that diverged (the engine freezes
+  a diverged run at its last finite point, which may lie near the optimum it blew up at: such a run did
+  not end there); ``pareto``: runs that end within 0.1 of the Pareto set (a global minimiser included);
 * ``median_steps`` / ``p90_steps``: over the runs that reached, the first step within 0.1 of the minimiser
   (``Result.optimum_step``, exact); ``median_steps_pareto`` / ``p90_steps_pareto``: over the runs that reached
   the Pareto set, the first recorded step from which they stay within 0.1 of it (resolution: record_every);
@@ -72,6 +73,11 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if len(x) else float("nan")
 
 
+def reached_mask(runs) -> np.ndarray:
+    """Runs (rows of a runs table) that ended within 0.1 of a global minimiser and did not diverge."""
+    return (runs["optimum_index"].to_numpy() >= 0) & (runs["outcome"].to_numpy().astype(str) != "diverged")
+
+
 def success_table(result, by: str = "variant"):
     """The success table of a JobResult (pandas), one row per variant (``by="variant"``) or per method."""
     import pandas as pd
@@ -83,7 +89,7 @@ def success_table(result, by: str = "variant"):
     rows = []
     for key, g in groups:
         outcome = g["outcome"].to_numpy().astype(str)
-        reached = g["optimum_index"].to_numpy() >= 0
+        reached = reached_mask(g)
         pareto = (outcome == "pareto") | np.char.startswith(outcome, "optimum")
         steps = g["optimum_step"].to_numpy()[reached].astype(float)
         psteps = g["steps_to_pareto"].to_numpy().astype(float)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -242,7 +241,7 @@ class JobConfig:
                     raise ValueError(f"sweep: {key}.{name} is both fixed (hparams) and swept (sweep)")
                 if is_sweep or isinstance(v, (list, tuple)):
                     vals = parse_values(v, f"sweep: {key}.{name}")
-                    vals = [m.hparam(name).check(x) for x in vals]
+                    vals = [_check(m, name, x, "sweep") for x in vals]
                     if len(vals) > MAX_SWEEP_VALUES:
                         raise ValueError(f"sweep: {key}.{name}: at most {MAX_SWEEP_VALUES} values")
                     _check_distinct(vals, f"sweep: {key}.{name}")
@@ -251,7 +250,7 @@ class JobConfig:
                     else:
                         hparams.setdefault(key, {})[name] = vals[0]
                 else:
-                    hparams.setdefault(key, {})[name] = m.hparam(name).check(v)
+                    hparams.setdefault(key, {})[name] = _check(m, name, v, "hparams")
         starts = c["starts"]
         if not isinstance(starts, str):
             starts = tuple(tuple(float(x) for x in p) for p in np.asarray(starts, dtype=float).reshape(-1, 2))
@@ -307,13 +306,14 @@ class JobConfig:
             names.append("task_weights")
         return names
 
-    def engine_config(self, method: str, seed: int, starts) -> Config:
-        """The engine config of one chunk: ``method`` with all its sweep cells, one seed, some starts."""
+    def engine_config(self, method: str, seed: int, starts, steps: int | None = None) -> Config:
+        """The engine config of one chunk: ``method`` with all its sweep cells, one seed, some starts
+        (``steps``: override the job's, e.g. for a warm-up call that only builds the kernels)."""
         hp = dict(self.hparams.get(method, {}))
         hp.update(self.sweep.get(method, {}))
         tw = None if not self.task_weights else \
             list(self.task_weights[0]) if len(self.task_weights) == 1 else [list(w) for w in self.task_weights]
-        return Config.make(self.landscape, [method], np.asarray(starts, dtype=float), self.steps,
+        return Config.make(self.landscape, [method], np.asarray(starts, dtype=float), steps or self.steps,
                            hparams={method: hp} if hp else {}, optimizer=self.optimizer,
                            lr=self.lr[0] if len(self.lr) == 1 else list(self.lr), momentum=self.momentum,
                            pipeline=self.pipeline, record_every=self.record_every, seed=int(seed),
@@ -357,6 +357,14 @@ class JobConfig:
                     hi = min(S, lo + per_chunk)
                     chunks.append(Chunk(len(chunks), m, int(seed), lo, hi, V, self.steps))
         return chunks
+
+
+def _check(method, name, value, where):
+    """A hyperparameter value checked against its spec; the message names the method."""
+    try:
+        return method.hparam(name).check(value)
+    except ValueError as e:
+        raise ValueError(f"{where}: {method.key}.{e}") from None
 
 
 def _positive(v, what):
@@ -437,179 +445,7 @@ class Chunk:
 
 
 # ---------------------------------------------------------------------------------------------
-# Results.
-
-RUN_COLUMNS = ("variant", "seed", "start", "start_x", "start_y", "final_x", "final_y", "outcome", "status",
-               "optimum_index", "optimum_step", "steps_to_pareto", "pareto_distance", "stationarity", "chunk")
-
-
-def chunk_rows(res, chunk: Chunk, variant_ids: dict) -> dict:
-    """The per-run rows (column arrays) of one chunk's Result."""
-    M, S = res.final.shape[:2]
-    vid = np.array([variant_ids[(v["method"], v["label"])] for v in res.variants], dtype=np.int64)
-    steps = int(res.config["steps"])
-    opt_step = np.asarray(res.optimum_step, dtype=np.int64).copy()
-    reached = np.asarray(res.optimum_index) >= 0
-    # reached exactly on the last step: the engine tracks the step *before* each update
-    opt_step[reached & (opt_step < 0)] = steps
-    return {
-        "variant": np.repeat(vid, S),
-        "seed": np.full(M * S, chunk.seed, dtype=np.int64),
-        "start": np.tile(np.arange(chunk.lo, chunk.lo + S, dtype=np.int64), M),
-        "start_x": np.tile(res.starts[:, 0], M).astype(float),
-        "start_y": np.tile(res.starts[:, 1], M).astype(float),
-        "final_x": res.final[..., 0].ravel().astype(float),
-        "final_y": res.final[..., 1].ravel().astype(float),
-        "outcome": np.asarray(res.outcome).astype(str).ravel(),
-        "status": np.asarray(res.status).astype(str).ravel(),
-        "optimum_index": np.asarray(res.optimum_index, dtype=np.int64).ravel(),
-        "optimum_step": opt_step.ravel(),
-        "steps_to_pareto": np.asarray(res.steps_to_pareto, dtype=np.int64).ravel(),
-        "pareto_distance": np.asarray(res.pareto_distance, dtype=float).ravel(),
-        "stationarity": np.asarray(res.stationarity, dtype=float).ravel(),
-        "chunk": np.full(M * S, chunk.idx, dtype=np.int64),
-    }
-
-
-def variants_frame(cfg: JobConfig, variants: list[dict], chunks: list[dict]):
-    """One row per variant: id, method, name, label, the swept values, settings, and wall time (its
-    share of its method's chunks: the variants of a chunk run together in one batch)."""
-    import pandas as pd
-    swept = cfg.swept
-    per_method = {}
-    for v in variants:
-        per_method[v["method"]] = per_method.get(v["method"], 0) + 1
-    wall = {}
-    for c in chunks:
-        wall[c["method"]] = wall.get(c["method"], 0.0) + float(c["wall_s"])
-    rows = []
-    for v in variants:
-        row = {"variant": v["id"], "method": v["method"], "name": v["name"], "label": v["label"]}
-        for n in swept:
-            if n == "lr":
-                row[n] = float(v["lr"])
-            elif n == "task_weights":
-                row[n] = ", ".join(f"{x:g}" for x in v["task_weights"])
-            else:
-                row[n] = float(v["hparams"][n]) if n in v["hparams"] else float("nan")
-        row["lr"] = float(v["lr"])
-        row["task_weights"] = ", ".join(f"{x:g}" for x in v["task_weights"])
-        row["hparams"] = json.dumps(v["hparams"], sort_keys=True)
-        row["wall_s"] = wall.get(v["method"], 0.0) / per_method[v["method"]]
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-@dataclass
-class JobResult:
-    """A job's merged results: ``variants`` (one row per method x sweep cell) and ``runs`` (one row per
-    variant x seed x start), plus the chunks they came from. ``complete`` is False for a failed or
-    cancelled job (its completed chunks only)."""
-
-    job_id: str
-    config: JobConfig
-    variants: object        # pandas DataFrame
-    runs: object            # pandas DataFrame
-    chunks: list
-    complete: bool
-    notes: list = field(default_factory=list)
-
-    @property
-    def swept(self) -> list[str]:
-        return self.config.swept
-
-    @property
-    def landscape(self):
-        return self.config.land
-
-    @property
-    def wall_s(self) -> float:
-        return float(sum(c["wall_s"] for c in self.chunks))
-
-    @classmethod
-    def from_chunks(cls, job_id: str, cfg: JobConfig, chunk_records: list[dict], folder: Path,
-                    complete: bool) -> "JobResult":
-        """Merge the chunk files of a job (files that cannot be read are skipped with a note)."""
-        import pandas as pd
-
-        from .result import Result
-        variants = cfg.variants()
-        ids = {(v["method"], v["label"]): v["id"] for v in variants}
-        plan = {c.idx: c for c in cfg.plan()}
-        parts, used, notes = [], [], []
-        for rec in chunk_records:
-            chunk = plan.get(rec["idx"])
-            try:
-                if chunk is None:
-                    raise ValueError("not in the job's plan")
-                res = Result.load(Path(folder) / rec["file"])
-                parts.append(chunk_rows(res, chunk, ids))
-                used.append(rec)
-            except Exception as e:   # a damaged file must not break the job's view
-                notes.append(f"chunk {rec['idx']} ({rec['file']}) skipped: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        if parts:
-            runs = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in RUN_COLUMNS})
-        else:
-            runs = pd.DataFrame({k: np.array([], dtype=float) for k in RUN_COLUMNS})
-        runs = runs.sort_values(["variant", "seed", "start"], kind="stable").reset_index(drop=True)
-        return cls(job_id, cfg, variants_frame(cfg, variants, used), runs, used,
-                   complete and not notes, notes)
-
-    # -- persistence ------------------------------------------------------------------------------
-    def save(self, path) -> Path:
-        """Write ``path`` (npz: every column + metadata) atomically."""
-        path = Path(path)
-        arrays = {}
-        for prefix, df in (("runs.", self.runs), ("variants.", self.variants)):
-            for col in df.columns:
-                arr = df[col].to_numpy()
-                if arr.dtype == object:
-                    arr = arr.astype(str)
-                arrays[prefix + col] = arr
-        meta = {"job_id": self.job_id, "config": self.config.to_dict(), "chunks": self.chunks,
-                "complete": self.complete, "notes": self.notes, "format": "gradscape-job/1",
-                "variant_columns": list(self.variants.columns), "run_columns": list(self.runs.columns)}
-        arrays["__meta__"] = np.array(json.dumps(meta))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
-
-    @classmethod
-    def load(cls, path) -> "JobResult":
-        import pandas as pd
-        with np.load(Path(path), allow_pickle=False) as z:
-            meta = json.loads(str(z["__meta__"]))
-            runs = pd.DataFrame({c: z["runs." + c] for c in meta["run_columns"]})
-            variants = pd.DataFrame({c: z["variants." + c] for c in meta["variant_columns"]})
-        cfg = JobConfig.from_dict(meta["config"])
-        return cls(meta["job_id"], cfg, variants, runs, meta["chunks"], meta["complete"], meta.get("notes", []))
-
-    def frame(self):
-        """``runs`` joined with the variant columns (method, name, label, swept values)."""
-        cols = ["variant", "method", "name", "label"] + [c for c in self.swept if c not in ("lr", "task_weights")]
-        cols += ["lr", "task_weights"]
-        return self.runs.merge(self.variants[cols], on="variant", how="left")
-
-
-def load_result(store, job_id: str) -> JobResult:
-    """The result of a job in ``store``: its merged file when finished, else its completed chunks."""
-    job = store.get(job_id)
-    if job is None:
-        raise KeyError(f"no job {job_id!r}")
-    merged = store.path(job_id, "runs.npz")
-    if job["status"] == "finished" and merged.exists():
-        try:
-            return JobResult.load(merged)
-        except Exception:   # fall back to the chunks
-            pass
-    cfg = JobConfig.from_dict(job["config"])
-    return JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id),
-                                 complete=job["status"] == "finished")
-
+# Launching.
 
 def launch(config, store=None, *, name: str | None = None) -> str:
     """Validate ``config`` (a dict or JobConfig), record it as a queued job and start its worker process.
@@ -638,3 +474,7 @@ def dump_config(cfg: JobConfig) -> str:
     buf = io.StringIO()
     json.dump(cfg.to_dict(), buf, indent=2, sort_keys=True)
     return buf.getvalue()
+
+
+# The merged results of a job live in job_results.py (re-exported here for convenience).
+from .job_results import RUN_COLUMNS, JobResult, chunk_rows, load_result, variants_frame  # noqa: E402,F401

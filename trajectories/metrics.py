@@ -27,13 +27,26 @@ SETTLE_TOL = 0.05
 SETTLE_FRACTION = 0.1
 
 
-def pareto_distance(land, theta) -> np.ndarray:
+def pareto_distance(land, theta, cap: float | None = None) -> np.ndarray:
+    """Distance from each theta[..., 2] to the Pareto set.
+
+    ``cap``: only distances up to ``cap`` need to be exact; points farther than ``cap`` from the set's
+    bounding box get their distance to that box (a lower bound, still > ``cap``), which spares the exact
+    search for most points of a long trajectory.
+    """
     th = np.asarray(theta, dtype=float)
     flat = th.reshape(-1, 2)
     out = np.full(len(flat), np.inf)
     ok = np.isfinite(flat).all(1)
+    pts = land.pareto.points
+    if cap is not None and ok.any():
+        lo, hi = pts.min(0), pts.max(0)
+        box = np.linalg.norm(np.maximum(0, np.maximum(lo - flat, flat - hi)), axis=1)
+        far = ok & (box > cap)
+        out[far] = box[far]
+        ok &= ~far
     if ok.any():
-        out[ok] = distance_to_set(flat[ok], land.pareto.points, curve=land.n_tasks == 2)
+        out[ok] = distance_to_set(flat[ok], pts, curve=land.n_tasks == 2)
     return out.reshape(th.shape[:-1])
 
 
@@ -103,7 +116,7 @@ def classify(land, positions, record_steps, final, diverged_step, optimum_index,
         settle_step = first_within(to_final, record_steps, SETTLE_TOL, stay=True)
         tail = max(1, int(np.ceil(SETTLE_FRACTION * T)))
         settled = np.nan_to_num(to_final[..., -tail:], nan=np.inf).max(-1) <= SETTLE_TOL
-        pd = pareto_distance(land, positions) if path_distance is None else path_distance
+        pd = pareto_distance(land, positions, cap=PARETO_EPS) if path_distance is None else path_distance
         enter_step = first_within(pd, record_steps, PARETO_EPS, stay=True)
     else:
         settle_step = np.full(final.shape[:-1], steps)

@@ -96,7 +96,7 @@ class Result:
             final_losses[m] = land.losses_np(final[m], v.task_weights, cfg.scale)
         opt_idx = metrics.optimum_index(land, final, [v.task_weights for v in variants], cfg.scale)
         pos64 = positions.astype(np.float64) if positions is not None else None
-        path_d = metrics.pareto_distance(land, pos64) if pos64 is not None else None
+        path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS) if pos64 is not None else None
         status, status_step, outcome, dist = metrics.classify(land, pos64, record_steps, final, diverged,
                                                               opt_idx, cfg.steps, path_distance=path_d)
         if pos64 is not None:

@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 """
 
+_READY: set = set()     # (index path, pid) whose schema this process has checked
+
 _JOB_FIELDS = ("id", "name", "created", "started", "finished", "status", "host", "pid", "pid_start", "config", "fraction",
                "done_steps", "total_steps", "rate", "eta_s", "heartbeat", "chunks_done", "chunks_total",
                "cancel", "message", "wall_s")
@@ -137,12 +139,14 @@ class Store:
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "index.sqlite"
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-            have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
-            for col, decl in (("pid_start", "TEXT"),):     # folders made by an earlier version
-                if col not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {col} {decl}")
+        if (self.db_path, os.getpid()) not in _READY or not self.db_path.exists():
+            with self._db() as db:
+                db.executescript(_SCHEMA)
+                have = {r[1] for r in db.execute("PRAGMA table_info(jobs)")}
+                for col, decl in (("pid_start", "TEXT"),):     # folders made by an earlier version
+                    if col not in have:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {col} {decl}")
+            _READY.add((self.db_path, os.getpid()))
         if reap:
             self.reap()
 

@@ -64,39 +64,46 @@ def reap_children():
 
 
 class Progress:
-    """Progress of a job across its chunks; the heartbeat thread reads it, the engine's callback writes it.
+    """Progress of a job across its chunks (several may be in flight); the heartbeat thread reads it, the
+    engine's callbacks write it.
 
     Between the engine's reports (every 1000 steps) the fraction is interpolated at the measured rate,
-    never past the next report."""
+    never past the end of the chunks in flight."""
 
     def __init__(self, total_steps: float, done_before: float = 0.0):
         self.total = max(float(total_steps), 1.0)
         self.base = float(done_before)      # run-steps of completed chunks (full budget, early exits included)
-        self.in_chunk = 0.0                 # run-steps reported by the engine in the current chunk
-        self.chunk_size = 0.0
+        self.active: dict = {}              # chunk idx -> [reported run-steps, chunk run-steps]
         self.lock = threading.Lock()
         self.t0 = time.perf_counter()
         self.t_report = self.t0
         self.computed = 0.0                 # run-steps actually computed in this process
         self.chunks_done = 0
 
-    def start_chunk(self, run_steps: float):
+    def start_chunk(self, idx: int, run_steps: float):
         with self.lock:
-            self.in_chunk, self.chunk_size = 0.0, float(run_steps)
+            self.active[idx] = [0.0, float(run_steps)]
+
+    def report(self, idx: int, done: float):
+        with self.lock:
+            a = self.active.get(idx)
+            if a is None:
+                return
+            self.computed += max(0.0, float(done) - a[0])
+            a[0] = float(done)
             self.t_report = time.perf_counter()
 
-    def report(self, done: float, total: float):
+    def end_chunk(self, idx: int):
         with self.lock:
-            self.computed += max(0.0, float(done) - self.in_chunk)
-            self.in_chunk = float(done)
+            a = self.active.pop(idx, None)
+            if a is not None:
+                self.base += a[1]
+                self.chunks_done += 1
             self.t_report = time.perf_counter()
 
-    def end_chunk(self):
+    def drop_chunk(self, idx: int):
         with self.lock:
-            self.base += self.chunk_size
-            self.in_chunk = self.chunk_size = 0.0
-            self.t_report = time.perf_counter()
-            self.chunks_done += 1
+            self.active.pop(idx, None)
 
     def snapshot(self):
         """(fraction, done run-steps, rate in run-steps/s, eta in s or None)."""
@@ -104,12 +111,12 @@ class Progress:
             now = time.perf_counter()
             elapsed = max(now - self.t0, 1e-9)
             rate = self.computed / elapsed if self.computed > 0 else None
-            done = self.base + self.in_chunk
-            if rate and self.chunk_size:
-                # interpolate inside the current 1000-step block, capped before the chunk's end
-                ahead = rate * (now - self.t_report)
-                done = min(done + ahead, self.base + self.chunk_size * 0.999)
-            eta = (self.total - done) / rate if rate else None
+            reported = sum(a[0] for a in self.active.values())
+            done = self.base + reported
+            if rate and self.active:
+                cap = self.base + 0.999 * sum(a[1] for a in self.active.values())
+                done = min(done + rate * (now - self.t_report), cap)
+            eta = max(self.total - done, 0.0) / rate if rate else None
             return min(done / self.total, 1.0), done, rate, eta
 
 
@@ -140,6 +147,15 @@ class Heartbeat(threading.Thread):
     def stop(self):
         self.stopped.set()
         self.join(timeout=5)
+
+
+def chunks_in_flight() -> int:
+    """Engine calls a worker keeps going at once (``GRADSCAPE_CHUNKS_IN_FLIGHT``, default 2): while one
+    call classifies its runs (single-threaded numpy/torch), the next one's kernel uses the other cores."""
+    try:
+        return max(1, int(os.environ.get("GRADSCAPE_CHUNKS_IN_FLIGHT", "2")))
+    except ValueError:
+        return 2
 
 
 def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = None, threads=None) -> str:
@@ -174,18 +190,16 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
         hb = Heartbeat(store, job_id, progress, on_progress)
         hb.beat()
         hb.start()
-        for chunk in chunks:
-            if chunk.idx in done:
-                continue
+        todo = [c for c in chunks if c.idx not in done]
+        # build every kernel first, one at a time (tracing is not shared between threads)
+        alone = set()     # methods without a fused kernel (engine fallback): their chunks run one at a time
+        for method in dict.fromkeys(c.method for c in todo):
             if hb.cancelled.is_set():
                 raise engine.Cancelled("cancelled")
-            progress.start_chunk(chunk.run_steps)
-            ecfg = cfg.engine_config(chunk.method, chunk.seed, pts[chunk.lo:chunk.hi])
-            res = engine.run(ecfg, threads=threads, progress=progress.report, cancel=hb.cancelled.is_set)
-            res.save(store.path(job_id, chunk.file))
-            store.add_chunk(job_id, chunk.idx, chunk.file, method=chunk.method, seed=chunk.seed, lo=chunk.lo,
-                            hi=chunk.hi, wall_s=res.timings["wall_s"], steps_run=res.timings["steps_run"])
-            progress.end_chunk()
+            warm = engine.run(cfg.engine_config(method, cfg.seeds[0], pts[:1], steps=1), threads=1)
+            if set(warm.timings.get("backends", {}).values()) != {"c"}:
+                alone.add(method)
+        _run_chunks(store, job_id, cfg, todo, pts, progress, hb, threads, alone)
         merged = JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id), complete=True)
         if merged.notes:
             raise RuntimeError("; ".join(merged.notes))
@@ -209,6 +223,76 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
     finally:
         if hb is not None:
             hb.stop()
+
+
+def _run_chunks(store, job_id, cfg, todo, pts, progress, hb, threads, alone=frozenset()):
+    """Run ``todo`` with up to ``chunks_in_flight()`` engine calls at once (chunks of the methods in
+    ``alone`` by themselves); each finished chunk is saved and registered at once (in completion order).
+    The first error stops the rest and is raised after the chunks already finished are registered."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from . import engine
+
+    abort = threading.Event()
+
+    def stop() -> bool:
+        return hb.cancelled.is_set() or abort.is_set()
+
+    def work(chunk):
+        ecfg = cfg.engine_config(chunk.method, chunk.seed, pts[chunk.lo:chunk.hi])
+        res = engine.run(ecfg, threads=threads, cancel=stop,
+                         progress=lambda d, t, i=chunk.idx: progress.report(i, d))
+        res.save(store.path(job_id, chunk.file))
+        return res
+
+    queue = iter(todo)
+    error = None
+    with ThreadPoolExecutor(max_workers=chunks_in_flight(), thread_name_prefix=f"chunk-{job_id}") as pool:
+        inflight = {}
+        waiting = []
+
+        def fill():
+            while error is None and not stop() and len(inflight) < chunks_in_flight():
+                if any(c.method in alone for c in inflight.values()):
+                    return
+                chunk = waiting.pop() if waiting else next(queue, None)
+                if chunk is None:
+                    return
+                if chunk.method in alone and inflight:
+                    waiting.append(chunk)
+                    return
+                progress.start_chunk(chunk.idx, chunk.run_steps)
+                inflight[pool.submit(work, chunk)] = chunk
+
+        try:
+            fill()
+        except BaseException:
+            abort.set()
+            raise
+        while inflight:
+            try:
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            except BaseException:    # a signal (SIGTERM -> SystemExit) or Ctrl-C: stop the chunks in flight
+                abort.set()
+                raise
+            for f in finished:
+                chunk = inflight.pop(f)
+                try:
+                    res = f.result()
+                except BaseException as e:   # noqa: BLE001 - re-raised below, after the others stop
+                    progress.drop_chunk(chunk.idx)
+                    if error is None or (isinstance(error, engine.Cancelled) and not isinstance(e, engine.Cancelled)):
+                        error = e            # a real error wins over the cancellations it caused
+                    abort.set()
+                    continue
+                store.add_chunk(job_id, chunk.idx, chunk.file, method=chunk.method, seed=chunk.seed, lo=chunk.lo,
+                                hi=chunk.hi, wall_s=res.timings["wall_s"], steps_run=res.timings["steps_run"])
+                progress.end_chunk(chunk.idx)
+            fill()
+    if error is not None:
+        raise error
+    if hb.cancelled.is_set():
+        raise engine.Cancelled("cancelled")
 
 
 def _one_line(e: BaseException) -> str:

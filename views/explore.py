@@ -19,9 +19,6 @@ if "trajectories" not in sys.modules:
         import trajectories  # noqa: F401
 _boot.empty()
 
-import numpy as np  # noqa: E402
-
-import landscapes  # noqa: E402
 from figures import browser  # noqa: E402
 from figures.style import Style  # noqa: E402
 from views import common  # noqa: E402
@@ -39,15 +36,17 @@ def _radio(label, options: dict, key: str, state: dict, container=st, **kw):
 def run_engine(cfg):
     """The cached engine call, with a warm-up notice the first time these methods run in this server."""
     cold = [m for m in cfg.methods if m not in model.WARM]
+    runs = len(cfg.variants()) * len(cfg.starts)
+    work = f"{runs:,} runs × {cfg.steps:,} steps"
     box = st.empty()
     t0 = time.perf_counter()
     try:
         if cold:
-            with box.status(f"Warming up: building the kernels of {len(cold)} method(s) (the first run of a method "
-                            f"after a server start takes a few seconds; later runs reuse them)…"):
+            with box.status(f"Warming up: building the kernels of {len(cold)} method(s), then {work} (the first "
+                            f"run of a method after a server start takes a few seconds; later runs reuse it)…"):
                 result = model.run(cfg.to_json())
         else:
-            with box.container(), st.spinner("Running the engine…"):
+            with box.container(), st.spinner(f"Running the engine: {work}…"):
                 result = model.run(cfg.to_json())
     except ValueError as e:
         box.empty()

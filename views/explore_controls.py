@@ -96,7 +96,8 @@ def _samgs(sb, state: dict) -> None:
         return
     m = optimizers.get("samgs")
     sb.subheader("SAM-GS")
-    labels = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)", "beta2": "β₂ (dissimilarity EMA)"}
+    labels = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)",
+              "beta2": "β₂ (dissimilarity EMA)"}
     for h in m.hparams:
         key = model.hp_key("samgs", h.name)
         common.seed(_wk(key), state[key])
@@ -210,7 +211,8 @@ def _starts(sb, state: dict, land) -> None:
         common.seed(_wk("random"), int(fields["random"]))
         common.seed(_wk("rseed"), int(fields["rseed"]))
         fields["random"] = int(c1.number_input("N points", min_value=1, max_value=100_000, step=1, key=_wk("random")))
-        fields["rseed"] = int(c2.number_input("Draw seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=_wk("rseed")))
+        fields["rseed"] = int(c2.number_input("Draw seed", min_value=0, max_value=2 ** 31 - 1, step=1,
+                                              key=_wk("rseed")))
     else:
         common.seed(_wk("points"), fields["points"])
         fields["points"] = sb.text_area("Points (x,y;x,y …)", key=_wk("points"), height=80).strip()

@@ -167,22 +167,32 @@ def test_the_result_download_loads(page, server, tmp_path):
     no_exceptions(page)
 
 
-@pytest.mark.parametrize("name,query", [
-    ("explore-small-multiples", "layout=multiples"),
-    ("explore-loss-space", "view=loss"),
-    ("explore-diagnostics", "view=diag&drow=7&dstep=3000"),
-    ("explore-summary", "view=table"),
-    ("explore-teaching-link", "teach=1&land=two_optima"),
-])
-def test_screenshots_of_the_main_views(page, server, screenshots, name, query):
-    page.goto(f"{server}/?{query}")
-    page.wait_for_selector(".js-plotly-plot, [data-testid='stDataFrame']", timeout=FIRST_PLOT_TIMEOUT_MS)
-    wait_idle_any(page)
-    no_exceptions(page)
-    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+TITLE = "() => { const gd = document.querySelector('.js-plotly-plot'); " \
+        "return gd && gd._fullLayout && gd._fullLayout.title ? gd._fullLayout.title.text : ''; }"
 
 
-def wait_idle_any(page):
+def test_screenshots_of_the_main_views(page, server, screenshots):
+    """Switch views on one session (the engine result is cached) and keep a screenshot of each."""
+    open_page(page, server)
+    page.get_by_text("One panel per method", exact=True).click()
+    page.wait_for_function(f"() => ({TITLE})().includes('one panel per method')", timeout=RERUN_TIMEOUT_MS)
+    wait_idle(page)
+    page.screenshot(path=str(screenshots / "explore-small-multiples.png"), full_page=True)
+    for label, marker, name in (("Loss space", "Loss space", "explore-loss-space"),
+                                ("Diagnostics", "gradients at step", "explore-diagnostics")):
+        page.get_by_text(label, exact=True).click()
+        page.wait_for_function(f"() => ({TITLE})().includes('{marker}')", timeout=RERUN_TIMEOUT_MS)
+        wait_idle(page)
+        no_exceptions(page)
+        page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+    page.get_by_text("Summary", exact=True).click()
+    page.wait_for_selector("[data-testid='stDataFrame']", timeout=RERUN_TIMEOUT_MS)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                            timeout=RERUN_TIMEOUT_MS)
     page.wait_for_timeout(500)
+    no_exceptions(page)
+    page.screenshot(path=str(screenshots / "explore-summary.png"), full_page=True)
+    open_page(page, server, "teach=1&land=two_optima")
+    assert page.locator('[data-testid="stSlider"]').count() == 0          # no controls on a teaching link
+    no_exceptions(page)
+    page.screenshot(path=str(screenshots / "explore-teaching-link.png"), full_page=True)

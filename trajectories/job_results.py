@@ -1,0 +1,184 @@
+"""The merged result of a benchmark job: one row per variant (method x sweep cell) and one row per run
+(variant x seed x start), built from the job's chunk files (see ``trajectories/jobs.py``)."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+RUN_COLUMNS = ("variant", "seed", "start", "start_x", "start_y", "final_x", "final_y", "outcome", "status",
+               "optimum_index", "optimum_step", "steps_to_pareto", "pareto_distance", "stationarity", "chunk")
+
+
+def chunk_rows(res, chunk, variant_ids: dict) -> dict:
+    """The per-run rows (column arrays) of one chunk's Result."""
+    M, S = res.final.shape[:2]
+    vid = np.array([variant_ids[(v["method"], v["label"])] for v in res.variants], dtype=np.int64)
+    steps = int(res.config["steps"])
+    opt_step = np.asarray(res.optimum_step, dtype=np.int64).copy()
+    reached = np.asarray(res.optimum_index) >= 0
+    # reached exactly on the last step: the engine tracks the step *before* each update
+    opt_step[reached & (opt_step < 0)] = steps
+    return {
+        "variant": np.repeat(vid, S),
+        "seed": np.full(M * S, chunk.seed, dtype=np.int64),
+        "start": np.tile(np.arange(chunk.lo, chunk.lo + S, dtype=np.int64), M),
+        "start_x": np.tile(res.starts[:, 0], M).astype(float),
+        "start_y": np.tile(res.starts[:, 1], M).astype(float),
+        "final_x": res.final[..., 0].ravel().astype(float),
+        "final_y": res.final[..., 1].ravel().astype(float),
+        "outcome": np.asarray(res.outcome).astype(str).ravel(),
+        "status": np.asarray(res.status).astype(str).ravel(),
+        "optimum_index": np.asarray(res.optimum_index, dtype=np.int64).ravel(),
+        "optimum_step": opt_step.ravel(),
+        "steps_to_pareto": np.asarray(res.steps_to_pareto, dtype=np.int64).ravel(),
+        "pareto_distance": np.asarray(res.pareto_distance, dtype=float).ravel(),
+        "stationarity": np.asarray(res.stationarity, dtype=float).ravel(),
+        "chunk": np.full(M * S, chunk.idx, dtype=np.int64),
+    }
+
+
+def variants_frame(cfg, variants: list[dict], chunks: list[dict]):
+    """One row per variant: id, method, name, label, the swept values, settings, and wall time (its
+    share of its method's chunks: the variants of a chunk run together in one batch)."""
+    import pandas as pd
+    swept = cfg.swept
+    per_method = {}
+    for v in variants:
+        per_method[v["method"]] = per_method.get(v["method"], 0) + 1
+    wall = {}
+    for c in chunks:
+        wall[c["method"]] = wall.get(c["method"], 0.0) + float(c["wall_s"])
+    rows = []
+    for v in variants:
+        row = {"variant": v["id"], "method": v["method"], "name": v["name"], "label": v["label"]}
+        for n in swept:
+            if n == "lr":
+                row[n] = float(v["lr"])
+            elif n == "task_weights":
+                row[n] = ", ".join(f"{x:g}" for x in v["task_weights"])
+            else:
+                row[n] = float(v["hparams"][n]) if n in v["hparams"] else float("nan")
+        row["lr"] = float(v["lr"])
+        row["task_weights"] = ", ".join(f"{x:g}" for x in v["task_weights"])
+        row["hparams"] = json.dumps(v["hparams"], sort_keys=True)
+        row["wall_s"] = wall.get(v["method"], 0.0) / per_method[v["method"]]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class JobResult:
+    """A job's merged results: ``variants`` (one row per method x sweep cell) and ``runs`` (one row per
+    variant x seed x start), plus the chunks they came from. ``complete`` is False for a failed or
+    cancelled job (its completed chunks only)."""
+
+    job_id: str
+    config: object          # trajectories.jobs.JobConfig
+    variants: object        # pandas DataFrame
+    runs: object            # pandas DataFrame
+    chunks: list
+    complete: bool
+    notes: list = field(default_factory=list)
+
+    @property
+    def swept(self) -> list[str]:
+        return self.config.swept
+
+    @property
+    def landscape(self):
+        return self.config.land
+
+    @property
+    def wall_s(self) -> float:
+        return float(sum(c["wall_s"] for c in self.chunks))
+
+    @classmethod
+    def from_chunks(cls, job_id: str, cfg, chunk_records: list[dict], folder: Path,
+                    complete: bool) -> "JobResult":
+        """Merge the chunk files of a job (files that cannot be read are skipped with a note)."""
+        import pandas as pd
+
+        from .result import Result
+        variants = cfg.variants()
+        ids = {(v["method"], v["label"]): v["id"] for v in variants}
+        plan = {c.idx: c for c in cfg.plan()}
+        parts, used, notes = [], [], []
+        for rec in chunk_records:
+            chunk = plan.get(rec["idx"])
+            try:
+                if chunk is None:
+                    raise ValueError("not in the job's plan")
+                res = Result.load(Path(folder) / rec["file"])
+                parts.append(chunk_rows(res, chunk, ids))
+                used.append(rec)
+            except Exception as e:   # a damaged file must not break the job's view
+                notes.append(f"chunk {rec['idx']} ({rec['file']}) skipped: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        if parts:
+            runs = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in RUN_COLUMNS})
+        else:
+            runs = pd.DataFrame({k: np.array([], dtype=float) for k in RUN_COLUMNS})
+        runs = runs.sort_values(["variant", "seed", "start"], kind="stable").reset_index(drop=True)
+        return cls(job_id, cfg, variants_frame(cfg, variants, used), runs, used,
+                   complete and not notes, notes)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write ``path`` (npz: every column + metadata) atomically."""
+        path = Path(path)
+        arrays = {}
+        for prefix, df in (("runs.", self.runs), ("variants.", self.variants)):
+            for col in df.columns:
+                arr = df[col].to_numpy()
+                if arr.dtype == object:
+                    arr = arr.astype(str)
+                arrays[prefix + col] = arr
+        meta = {"job_id": self.job_id, "config": self.config.to_dict(), "chunks": self.chunks,
+                "complete": self.complete, "notes": self.notes, "format": "gradscape-job/1",
+                "variant_columns": list(self.variants.columns), "run_columns": list(self.runs.columns)}
+        arrays["__meta__"] = np.array(json.dumps(meta))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "JobResult":
+        import pandas as pd
+        with np.load(Path(path), allow_pickle=False) as z:
+            meta = json.loads(str(z["__meta__"]))
+            runs = pd.DataFrame({c: z["runs." + c] for c in meta["run_columns"]})
+            variants = pd.DataFrame({c: z["variants." + c] for c in meta["variant_columns"]})
+        from .jobs import JobConfig
+        cfg = JobConfig.from_dict(meta["config"])
+        return cls(meta["job_id"], cfg, variants, runs, meta["chunks"], meta["complete"], meta.get("notes", []))
+
+    def frame(self):
+        """``runs`` joined with the variant columns (method, name, label, swept values)."""
+        cols = ["variant", "method", "name", "label"] + [c for c in self.swept if c not in ("lr", "task_weights")]
+        cols += ["lr", "task_weights"]
+        return self.runs.merge(self.variants[cols], on="variant", how="left")
+
+
+def load_result(store, job_id: str) -> JobResult:
+    """The result of a job in ``store``: its merged file when finished, else its completed chunks."""
+    job = store.get(job_id)
+    if job is None:
+        raise KeyError(f"no job {job_id!r}")
+    merged = store.path(job_id, "runs.npz")
+    if job["status"] == "finished" and merged.exists():
+        try:
+            return JobResult.load(merged)
+        except Exception:   # fall back to the chunks
+            pass
+    from .jobs import JobConfig
+    cfg = JobConfig.from_dict(job["config"])
+    return JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id),
+                                 complete=job["status"] == "finished")

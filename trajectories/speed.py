@@ -1,0 +1,185 @@
+"""``python -m trajectories bench --speed``: the engine's speed, measured side by side in one run.
+
+Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kernels unless stated):
+
+* interactive: SAM-GS x the 7 paper starts x 20 000 steps;
+* paper figure: every method x the 7 paper starts x 20 000 steps, with the ratio to a sequential eager
+  loop shaped like the published toy code (one method, one start at a time: autograd per task, the
+  method's aggregation, ``torch.optim.Adam``) and to this engine's own eager batched backend; both
+  references are timed on a subsample in the same run and scaled by their run-steps;
+* basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 16 x 16);
+* first use in a fresh process: the Explore page's default view in a new Python process, with an empty
+  kernel cache (cold) and with the cache just filled (warm);
+* scaling: wall time against the number of runs (SAM-GS, 2 000 steps), written to a PNG plot;
+* GPU (when CUDA is present): every method x 256 x 256 starts x 20 000 steps on ``backend="compile"``.
+
+Each figure is the median of ``--repeats`` runs. Nothing here is a test: the numbers go to the README.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import landscapes
+import optimizers
+from optimizers import outer as outer_mod
+from optimizers.base import Context, clip1
+
+from . import engine
+from .config import Config
+from .engine import simulate
+
+EXPLORE_DEFAULT = ["samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls"]
+
+
+def _median(fn, repeats):
+    times = []
+    out = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def sequential_step_time(methods, steps=300, start=(-8.0, 5.0)) -> float:
+    """Seconds per (method, start, step) of a loop shaped like the published toy trainer."""
+    land = landscapes.get("one_optimum")
+    total, n = 0.0, 0
+    for key in methods:
+        m = optimizers.get(key)
+        hp = {k: torch.tensor([float(v)]) for k, v in m.defaults().items()}
+        theta = torch.tensor(start, requires_grad=True)
+        state = m.init(1, 2, 2, m.defaults(), dtype=torch.float32, device="cpu")
+        opt = torch.optim.Adam([theta], lr=1e-3)
+        post = m.post("reference")
+        key_t = torch.zeros(1, dtype=torch.int64)
+        floor = land.loss_floor(torch.ones(1, 2), torch.ones(1))
+        t0 = time.perf_counter()
+        for it in range(steps):
+            opt.zero_grad()
+            L = land.values(theta[None], torch.ones(1))[0]
+            grads = [torch.autograd.grad(L[k], theta, retain_graph=True)[0] for k in range(2)]
+            G = torch.stack(grads)[None]
+            with torch.no_grad():
+                d, state, _ = m.step(G, L.detach()[None], state, hp, Context("reference", torch.tensor([it + 1.0]),
+                                                                            key_t, floor))
+                if post.times_k:
+                    d = d * 2
+                if post.clip:
+                    d = clip1(d)
+            theta.grad = d[0]
+            opt.step()
+        total += time.perf_counter() - t0
+        n += steps
+    return total / n
+
+
+def _fresh_process(cache: str, methods) -> float:
+    code = ("import time; t0 = time.perf_counter(); import trajectories; "
+            f"trajectories.simulate('one_optimum', {methods!r}, 'paper', 20000, record_every=10); "
+            "print(time.perf_counter() - t0)")
+    env = dict(os.environ, GRADSCAPE_CACHE=cache)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trajectories bench --speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="a 16 x 16 basin map and a shorter scaling table")
+    p.add_argument("--skip-fresh", action="store_true", help="skip the fresh-process (cold/warm start) rows")
+    p.add_argument("--plot", default="artifacts/speed-scaling.png", help="where the scaling plot goes")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON as well")
+    a = p.parse_args(argv)
+    methods = optimizers.names()
+    rows = []
+
+    def row(name, seconds, run_steps, target, note=""):
+        rows.append({"workload": name, "seconds": seconds, "run_steps": run_steps,
+                     "run_steps_per_s": run_steps / seconds if seconds else float("nan"), "target": target,
+                     "note": note})
+        print(f"{name:46s} {seconds:9.3f} s  {run_steps / seconds / 1e6:9.2f} M run-steps/s  (target {target}) {note}",
+              flush=True)
+
+    print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, methods: {len(methods)}", flush=True)
+    # warm every kernel first (compilation is measured separately, in a fresh process)
+    simulate("one_optimum", methods, "paper", 10, record_every=10)
+    simulate("one_optimum", methods, "paper", 10, record_every=1000, record=("positions",))
+
+    t, _ = _median(lambda: simulate("one_optimum", ["samgs"], "paper", 20000, record_every=10), a.repeats)
+    row("interactive: SAM-GS x 7 starts x 20k", t, 7 * 20000, "<= 0.3 s")
+
+    t_fig, _ = _median(lambda: simulate("one_optimum", methods, "paper", 20000, record_every=10), a.repeats)
+    work = len(methods) * 7 * 20000
+    seq = sequential_step_time(methods, steps=200)
+    t_eager, _ = _median(lambda: simulate("one_optimum", methods, "paper", 200, record_every=10, backend="torch"), 1)
+    eager_per = t_eager / 200
+    row(f"paper figure: {len(methods)} methods x 7 x 20k", t_fig, work, "<= 3 s, >= 500x sequential",
+        f"| {seq * work / t_fig:,.0f}x the sequential loop ({seq * 1e3:.2f} ms/step), "
+        f"{eager_per * 20000 / t_fig:,.0f}x eager batched ({eager_per * 1e3:.1f} ms/step)")
+
+    n = 16 if a.quick else 64
+    t_basin, _ = _median(lambda: simulate("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
+                                          record=("positions",)), 1 if not a.quick else a.repeats)
+    row(f"basin map: {len(methods)} methods x {n}x{n} x 20k", t_basin, len(methods) * n * n * 20000, "<= 60 s (64x64)")
+
+    if not a.skip_fresh:
+        default = [m for m in EXPLORE_DEFAULT if m in methods]
+        with tempfile.TemporaryDirectory() as cache:
+            cold = _fresh_process(cache, default)
+            warm = statistics.median(_fresh_process(cache, default) for _ in range(a.repeats))
+        row(f"first use, cold cache ({len(default)} methods, incl. import)", cold, len(default) * 7 * 20000, "<= 60 s")
+        row(f"first use, warm cache ({len(default)} methods, incl. import)", warm, len(default) * 7 * 20000, "<= 10 s")
+
+    sizes = [1, 10, 100, 1000, 10000] + ([] if a.quick else [100000])
+    print("\nscaling (SAM-GS, 2 000 steps):  runs   seconds   ns per run-step", flush=True)
+    scaling = []
+    for B in sizes:
+        pts = np.random.default_rng(0).uniform(-10, 10, (B, 2))
+        t, _ = _median(lambda: simulate("one_optimum", ["samgs"], pts, 2000, record_every=2000,
+                                        record=("positions",)), a.repeats)
+        scaling.append((B, t))
+        print(f"{'':32s}{B:7d} {t:9.3f} {t / (B * 2000) * 1e9:12.1f}", flush=True)
+    _plot(scaling, a.plot)
+
+    if torch.cuda.is_available():
+        t, _ = _median(lambda: simulate("one_optimum", methods, "grid:256", 20000, device="cuda", backend="compile",
+                                        record_every=1000, record=("positions",)), 1)
+        row(f"GPU: {len(methods)} methods x 256x256 x 20k", t, len(methods) * 65536 * 20000, "<= 10 s (H100)")
+    else:
+        print("\nGPU: no CUDA device here (the GPU path is backend='compile' on device='cuda')")
+    bytes_per_run = engine.estimate_bytes(Config.make("one_optimum", ["samgs"], "paper", 20000, record_every=10)) / 7
+    print(f"\nmemory: a run recorded every 10 steps for 20 000 steps costs about {bytes_per_run / 1024:.0f} KiB; "
+          f"the guard refuses jobs over {engine.BYTES_LIMIT / 2 ** 30:.1f} GiB (GRADSCAPE_MAX_BYTES)")
+    if a.json:
+        print(json.dumps({"rows": rows, "scaling": scaling}, indent=2))
+    return 0
+
+
+def _plot(scaling, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    B, t = zip(*scaling)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.loglog(B, t, "o-", label="wall time")
+    ax.loglog(B, [t[-1] * b / B[-1] for b in B], "--", color="grey", label="proportional to runs")
+    ax.set_xlabel("runs (SAM-GS, 2 000 steps)")
+    ax.set_ylabel("seconds")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"scaling plot: {path}")
