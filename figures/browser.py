@@ -68,6 +68,23 @@ def contour_values(land, loss: str = "sum", weights=None, scale: float = 1.0, n:
     return xs, ys, z.reshape(n, n)
 
 
+def preview_contour(land, n: int = 60) -> go.Figure:
+    """A small contour of the summed loss with the landscape's preset starts (the landscape studio's preview;
+    no Pareto set, which is computed only when the landscape is applied)."""
+    xs, ys, Z = contour_values(land, "sum", n=n)
+    finite = Z[np.isfinite(Z)]
+    lo, hi = (np.percentile(finite, [1, 95]) if finite.size else (0.0, 1.0))
+    fig = go.Figure(go.Contour(x=xs, y=ys, z=np.clip(Z, lo, hi), colorscale=CONTOUR_SCALE, showscale=False,
+                               ncontours=18, line={"width": 0.5}, hoverinfo="skip"))
+    for preset in land.presets.values():
+        p = np.asarray(preset.points, dtype=float).reshape(-1, 2)
+        fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode="markers", name=preset.label,
+                                 marker={"color": START_COLOUR, "size": 6}, showlegend=False))
+    fig.update_layout(height=220, margin={"l": 30, "r": 10, "t": 10, "b": 30},
+                      xaxis={"title": "θ₁"}, yaxis={"title": "θ₂", "scaleanchor": "x"})
+    return fig
+
+
 def weights_of(result) -> tuple | None:
     """The task weights of the first variant (the page does not sweep weights)."""
     w = result.variants[0].get("task_weights") if result.variants else None
@@ -331,6 +348,43 @@ def build_small_multiples(result, style: Style = Style(), *, playback: bool = Tr
 
 
 # -- loss space ----------------------------------------------------------------------------------
+def build_loss_space_3d(result, style: Style = Style()) -> go.Figure:
+    """Three tasks or more: (L1, L2, L3) in 3-D, the Pareto front as a point cloud, every run's path, its start
+    (black) and end (red). Drag to rotate; no playback."""
+    land = result.landscape
+    w, sc = weights_of(result), scale_of(result)
+    M, S = result.shape
+    if result.losses is None:
+        raise ValueError("the loss-space view needs recorded losses")
+    if result.losses.shape[-1] < 3:
+        raise ValueError("the 3-D loss-space view needs three tasks")
+    idx = path_points(result, style.max_points)
+    front = land.pareto_front(None, w, sc)[:, :3]
+    traces = [dict(type="scatter3d", x=_r(front[:, 0]), y=_r(front[:, 1]), z=_r(front[:, 2]), mode="markers",
+                   name="Pareto front", marker=dict(color=PARETO_COLOUR, size=2, opacity=0.5), hoverinfo="skip")]
+    styles = style_mod.variant_style(result.variants)
+    for m in range(M):
+        colour, _ = styles[m]
+        P = result.losses[m][:, idx, :3]                       # [S, T, 3]
+        pad = np.full((S, 1, 3), np.nan)
+        xyz = np.concatenate([P, pad], 1).reshape(-1, 3)       # NaN breaks the line between runs
+        traces.append(dict(type="scatter3d", x=_r(xyz[:, 0]), y=_r(xyz[:, 1]), z=_r(xyz[:, 2]), mode="lines",
+                           name=result.labels[m], line=dict(color=colour, width=3), connectgaps=False,
+                           hoverinfo="name"))
+        end = result.losses[m][:, -1, :3]
+        traces.append(dict(type="scatter3d", x=_r(end[:, 0]), y=_r(end[:, 1]), z=_r(end[:, 2]), mode="markers",
+                           name=f"{result.labels[m]} end", showlegend=False,
+                           marker=dict(color=END_COLOUR, size=3)))
+    L0 = result.losses[0][:, 0, :3]
+    traces.append(dict(type="scatter3d", x=_r(L0[:, 0]), y=_r(L0[:, 1]), z=_r(L0[:, 2]), mode="markers",
+                       name="start", marker=dict(color=START_COLOUR, size=4)))
+    layout = dict(height=680, margin=dict(l=0, r=0, t=40, b=0), legend=_legend(), uirevision="loss3d",
+                  title=dict(text="Loss space: (L₁, L₂, L₃)", x=0.01),
+                  scene=dict(xaxis=dict(title=dict(text="L₁")), yaxis=dict(title=dict(text="L₂")),
+                             zaxis=dict(title=dict(text="L₃"))))
+    return _figure(traces, layout)
+
+
 def build_loss_space(result, style: Style = Style(), *, playback: bool = True) -> go.Figure:
     """L1 against L2 (the first two tasks): the Pareto front and every run's path in loss space."""
     playback = playback and playback_ok(result)

@@ -56,7 +56,9 @@ class Landscape:
         with torch.enable_grad():
             th = theta.detach().requires_grad_(True)
             F = self.values(th, scale)
-            grads = [torch.autograd.grad(F[:, k].sum(), th, retain_graph=k < K - 1)[0] for k in range(K)]
+            ones = torch.ones_like(F[:, 0])          # not F.sum(): a reduction over runs cannot enter the kernel
+            grads = [torch.autograd.grad(F[:, k], th, grad_outputs=ones, retain_graph=k < K - 1)[0]
+                     for k in range(K)]
         return F.detach(), torch.stack(grads, 1)
 
     def evaluate(self, theta, weights, scale):

@@ -356,6 +356,17 @@ def _loads(text: str, kind: str):
         raise ValueError(f"not valid {kind.upper()} ({str(e).splitlines()[0]})") from None
 
 
+def parse_text(text: str) -> dict:
+    """The canonical spec from JSON or YAML text (a form field); ValueError naming the problem."""
+    if len(text) > MAX_FILE_BYTES:
+        raise ValueError(f"landscape: the definition is {len(text)} characters long (limit {MAX_FILE_BYTES})")
+    try:
+        data = _loads(text, "json")
+    except ValueError:
+        data = _loads(text, "yaml")
+    return validate(data)
+
+
 def load_file(path) -> CustomLandscape:
     """A landscape from a JSON or YAML file (``.json``; ``.yaml``/``.yml``; other names: JSON, else YAML).
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dominance import nondominated
+
 
 @dataclass(frozen=True)
 class ParetoSet:
@@ -58,39 +60,6 @@ def cached_pareto(landscape) -> ParetoSet:
     except OSError:
         pass                 # a read-only cache is not an error
     return ps
-
-
-def nondominated(F: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows of F[n, K] that no other row dominates (minimisation)."""
-    n, K = F.shape
-    if K == 2:
-        order = np.lexsort((F[:, 1], F[:, 0]))
-        f2 = F[order, 1]
-        best = np.minimum.accumulate(np.concatenate([[np.inf], f2[:-1]]))
-        keep = np.zeros(n, bool)
-        keep[order] = f2 < best
-        return keep
-    # K > 2: visit points by increasing loss sum (a point can only be dominated by one with a smaller sum)
-    # and test each block against the non-dominated points found so far
-    order = np.argsort(F.sum(1), kind="stable")
-    keep = np.zeros(n, bool)
-    front = np.empty((0, K))
-    for start in range(0, n, 1024):
-        idx = order[start:start + 1024]
-        block = F[idx]
-        dominated = np.zeros(len(block), bool)
-        for f0 in range(0, len(front), 4096):
-            cand = front[f0:f0 + 4096]
-            le = (cand[None, :, :] <= block[:, None, :]).all(-1)
-            lt = (cand[None, :, :] < block[:, None, :]).any(-1)
-            dominated |= (le & lt).any(1)
-        # within the block (sorted by sum, so only earlier points can dominate later ones)
-        le = (block[None, :, :] <= block[:, None, :]).all(-1)
-        lt = (block[None, :, :] < block[:, None, :]).any(-1)
-        dominated |= np.tril(le & lt, -1).any(1)
-        keep[idx[~dominated]] = True
-        front = np.concatenate([front, block[~dominated]])
-    return keep
 
 
 def _losses(landscape, pts):
@@ -152,7 +121,7 @@ def _thin(P: np.ndarray, F: np.ndarray, max_points: int):
 
 def compute_pareto(landscape, n: int | None = None, levels: int = 3, max_points: int = 2000) -> ParetoSet:
     """The Pareto set: non-dominated grid points with zooms; for K = 2 projected onto the critical curve."""
-    n = n or (300 if landscape.n_tasks == 2 else 150)
+    n = n or 300
     (x0, x1), (y0, y1) = landscape.bounds
     P, F = np.empty((0, 2)), np.empty((0, landscape.n_tasks))
     box = (x0, x1, y0, y1)

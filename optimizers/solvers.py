@@ -518,7 +518,7 @@ def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 20, *,
     return alpha, feasible
 
 
-def nash_weights(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 20, *,
+def nash_weights(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 40, *,
                  max_support: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(alpha[B, K], feasible[B]) solving M alpha = 1/alpha; where infeasible alpha = alpha_prev."""
     K = M.shape[1]

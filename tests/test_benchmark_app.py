@@ -202,3 +202,48 @@ def test_cancel_button_stops_a_running_job(data):
     at.button(key=f"cancel-{job_id}").click().run()
     assert store.get(job_id)["cancel"]
     assert wait_status(store, job_id, ("cancelled", "failed", "finished"))["status"] == "cancelled"
+
+
+def test_a_custom_landscape_job_from_the_page(data):
+    """A landscape typed into the form runs in a worker; its runs end where plain arithmetic says (LS with
+    Adam on (x1-1)^2 + (x1+1)^2 + 2 x2^2 heads to the minimiser (0, 0))."""
+    at = page()
+    at.selectbox(key="bj_landscape").set_value("custom").run()
+    at.text_area(key="bj_spec").set_value("name: ridge\ntasks: [\"x1^2 + (x2-1)^2 + __x\", \"x2\"]\n"
+                                         "bounds: [[-3, 3], [-3, 3]]").run()
+    assert not at.exception
+    assert any("__" in e.value for e in at.error) and at.button(key="bj_launch").disabled
+    at.text_area(key="bj_spec").set_value('{"name": "bowls", "tasks": ["(x1-1)^2 + x2^2", "(x1+1)^2 + x2^2"], '
+                                          '"bounds": [[-3, 3], [-3, 3]]}').run()
+    at.multiselect(key="bj_methods").set_value(["ls"]).run()
+    at.number_input(key="bj_grid").set_value(3).run()
+    at.number_input(key="bj_steps").set_value(8000).run()
+    assert not at.error, [e.value for e in at.error]
+    at.button(key="bj_launch").click().run()
+    store = Store(data)
+    [job] = store.list_jobs()
+    assert job["config"]["landscape"] == "custom-bowls"
+    job = wait_status(store, job["id"], ("finished", "failed", "cancelled"))
+    assert job["status"] == "finished", job["message"]
+    frame = jobs.load_result(store, job["id"]).frame()
+    assert len(frame) == 9
+    assert np.abs(frame[["final_x", "final_y"]].to_numpy()).max() < 0.05
+
+
+def test_export_panel_writes_a_basin_map_pdf_of_a_job(data):
+    store = Store(data)
+    job_id = run_job(store, {"methods": ["samgs", "ls"], "starts": "grid:3", "steps": 300,
+                             "sweep": {"samgs": {"gamma": [0.1, 0.5]}}})
+    at = page(job=job_id)
+    assert not at.exception
+    at.button(key="bench_basin_jexport_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ident, pdf = at.session_state["bench_basin_jexport_file"]
+    assert pdf.startswith(b"%PDF") and b"gradscape" in pdf.lower()
+    # the heatmap of the swept gamma, as SVG with text kept as text
+    at.selectbox(key="bench_sweep_jexport_kind").set_value("heatmap").run()
+    at.selectbox(key="bench_sweep_jexport_fmt").set_value("svg").run()
+    at.button(key="bench_sweep_jexport_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _, svg = at.session_state["bench_sweep_jexport_file"]
+    assert b"<svg" in svg and b"<text" in svg

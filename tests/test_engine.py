@@ -41,6 +41,14 @@ def test_every_registered_method_runs_and_backends_agree():
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-8, equal_nan=True)
 
 
+@pytest.mark.parametrize("land", ["one_optimum", "two_optima", "three_bowls"])
+def test_the_default_cpu_backend_is_the_kernel_on_every_landscape(land):
+    """backend="auto" on the CPU must pick the fused kernel for every shipped landscape (a landscape op the
+    kernel cannot take would silently drop every run to eager torch, ~100x slower)."""
+    res = simulate(land, ["ls", "samgs"], "grid:2", 10, record_every=10)
+    assert set(res.timings["backends"].values()) == {"c"}, res.timings["backends"]
+
+
 def test_matches_a_plain_sequential_loop():
     """An independent per-start loop: closed-form LS on the landscape with torch.optim.Adam, one start at a time."""
     import landscapes

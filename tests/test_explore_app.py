@@ -219,3 +219,58 @@ def test_the_last_start_cannot_be_removed_and_clicks_edit_the_starts():
     assert back == "paper" and "Removed" in note
     one, note = model.click_starts("1,1", land, 1.2, 1.0)
     assert one == "1,1" and "cannot be removed" in note
+
+
+# -- the landscape studio and three tasks -----------------------------------------------------------------
+def test_landscape_studio_validates_applies_and_shares_a_custom_landscape():
+    from landscapes import custom
+    at = app(land="custom", **QUICK)
+    assert_clean(at)
+    default = config(at)
+    assert default["landscape"].startswith("custom-")
+    # hostile text: a message naming the task, nothing applied, the last view still shown
+    at.text_area(key="x.studio.tasks").set_value("x1^2\n().__class__").run()
+    assert not at.exception
+    assert any("task 2" in e for e in texts(at.error))
+    # a valid definition: Apply switches the engine to it, and the link carries it
+    at.text_area(key="x.studio.tasks").set_value("(x1 - 2)^2 + x2^2\n(x1 + 2)^2 + (x2 - 1)^2").run()
+    assert not at.button(key="x.studio_apply").disabled
+    at.button(key="x.studio_apply").click().run()
+    assert_clean(at)
+    cfg = config(at)
+    spec = dict(cfg["landscape_spec"])
+    assert list(spec["tasks"]) == ["(x1 - 2)^2 + x2^2", "(x1 + 2)^2 + (x2 - 1)^2"]
+    encoded = at.query_params["spec"]
+    assert custom.decode_spec(encoded)["tasks"] == spec["tasks"]
+    # the same link in a new session opens the same landscape
+    again = app(land="custom", spec=encoded, **QUICK)
+    assert_clean(again)
+    assert dict(config(again)["landscape_spec"])["tasks"] == spec["tasks"]
+    # an LS run on the sum (x1-2)^2 + (x1+2)^2 + ... moves towards its minimiser x1 = 0
+    res = again.session_state["explore.last"][0]
+    assert np.all(np.abs(res.final[list(res.labels).index("LS"), :, 0]) <= np.abs(res.starts[:, 0]) + 1e-6)
+
+
+def test_a_damaged_spec_in_the_url_is_reported_and_the_page_still_works():
+    at = app(land="custom", spec="1.not-base64-@@", **QUICK)
+    assert not at.exception
+    assert any("spec" in w for w in texts(at.warning))
+    assert config(at)["landscape"].startswith("custom-")      # the default custom landscape
+
+
+def test_three_tasks_get_a_3d_loss_space():
+    at = app(land="three_bowls", view="loss", starts="grid:2", steps="200", methods="ls,mgda")
+    assert_clean(at)
+    chart = at.get("plotly_chart")[0]
+    import json
+    fig = json.loads(chart.proto.spec)
+    assert {t["type"] for t in fig["data"]} == {"scatter3d"}
+    assert "zaxis" in fig["layout"]["scene"]
+
+
+def test_overlong_url_parameters_are_refused_and_not_echoed_in_full():
+    at = app(starts="1,1;" * 5000, **QUICK)          # 20 000 characters
+    assert not at.exception
+    msgs = [w for w in texts(at.warning) if "starts" in w]
+    assert msgs and "too long" in msgs[0] and len(msgs[0]) < 400
+    assert config(at)["starts_spec"] == "paper"

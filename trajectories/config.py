@@ -50,7 +50,7 @@ def _thaw(obj):
 def _number(name, v, lo=-math.inf, hi=math.inf, lo_open=False):
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name}: expected a number, got {v!r}") from None
     if not math.isfinite(x):
         raise ValueError(f"{name}: must be finite, got {v!r}")
@@ -117,6 +117,11 @@ class Config:
     @classmethod
     def make(cls, landscape, methods, starts, steps, **kw) -> "Config":
         land = resolve_landscape(landscape, kw.pop("landscape_spec", None))
+        if not isinstance(methods, (str, list, tuple)) or not all(isinstance(m, str) for m in methods):
+            raise ValueError(f"methods: expected method keys (a list, or 'a,b'), got {methods!r}")
+        hp = kw.get("hparams")
+        if hp is not None and (not isinstance(hp, dict) or not all(isinstance(v, dict) for v in hp.values())):
+            raise ValueError(f"hparams: expected {{method: {{name: value}}}}, got {hp!r}")
         if isinstance(methods, str):
             methods = [m.strip() for m in methods.split(",") if m.strip()]
         methods = tuple(methods)
@@ -136,7 +141,7 @@ class Config:
         pts = starts_mod.resolve(land, starts)
         try:
             steps_i = int(steps)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"steps: expected a whole number, got {steps!r}") from None
         if steps_i != float(steps) or not 1 <= steps_i <= MAX_STEPS:
             raise ValueError(f"steps: must be a whole number between 1 and {MAX_STEPS}, got {steps!r}")
@@ -192,9 +197,12 @@ class Config:
         w = self.task_weights
         if w is None or w == ():
             return ((1.0,) * K,)
-        if isinstance(w, tuple) and w and isinstance(w[0], tuple):
-            return tuple(tuple(float(x) for x in ws) for ws in w)
-        return (tuple(float(x) for x in w),)
+        try:
+            if isinstance(w, tuple) and w and isinstance(w[0], tuple):
+                return tuple(tuple(float(x) for x in ws) for ws in w)
+            return (tuple(float(x) for x in w),)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"task_weights: expected {K} numbers (or a list of such lists), got {w!r}") from None
 
     @property
     def hparams_dict(self) -> dict:

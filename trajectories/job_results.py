@@ -160,6 +160,47 @@ class JobResult:
         cfg = JobConfig.from_dict(meta["config"])
         return cls(meta["job_id"], cfg, variants, runs, meta["chunks"], meta["complete"], meta.get("notes", []))
 
+    def as_result(self, seed: int | None = None):
+        """The runs of one seed as a Result-like object (per-run arrays ``[variant, start]``, the variants as
+        dicts) for the paper figures that need no paths: ``figures.paper`` basin maps and sweep heatmaps."""
+        from types import SimpleNamespace
+        seed = self.config.seeds[0] if seed is None else int(seed)
+        land = self.landscape
+        pts = self.config.start_points()
+        runs = self.runs[self.runs["seed"] == seed]
+        vids = [int(v) for v in self.variants["variant"]]
+        row = {v: i for i, v in enumerate(vids)}
+        M, S = len(vids), len(pts)
+        r_i = np.array([row[int(v)] for v in runs["variant"]], dtype=np.int64)
+        s_i = runs["start"].to_numpy(dtype=np.int64)
+
+        def grid(col, fill, dtype):
+            a = np.full((M, S), fill, dtype=dtype)
+            a[r_i, s_i] = runs[col].to_numpy().astype(dtype)
+            return a
+
+        variants = []
+        for _, v in self.variants.iterrows():
+            tw = [float(x) for x in str(v["task_weights"]).split(",")] if str(v["task_weights"]).strip() else None
+            variants.append({"method": v["method"], "label": v["label"], "lr": float(v["lr"]), "task_weights": tw,
+                             "hparams": json.loads(v["hparams"]) if "hparams" in v else {},
+                             "swept": [n for n in self.swept if n in ("lr", "task_weights") or
+                                       n in json.loads(v["hparams"] if "hparams" in v else "{}")]})
+        final = np.full((M, S, 2), np.nan)
+        final[r_i, s_i, 0] = runs["final_x"].to_numpy(float)
+        final[r_i, s_i, 1] = runs["final_y"].to_numpy(float)
+        scale = float(self.config.scale)
+        final_losses = np.stack([land.losses_np(np.nan_to_num(final[m]), variants[m]["task_weights"], scale)
+                                 for m in range(M)])
+        final_losses[~np.isfinite(final).all(-1)] = np.nan
+        return SimpleNamespace(
+            landscape=land, starts=pts, variants=variants, labels=[v["label"] for v in variants],
+            methods=[v["method"] for v in variants], config={**self.config.to_dict(), "seed": seed},
+            outcome=grid("outcome", "", object).astype(str), status=grid("status", "", object).astype(str),
+            optimum_index=grid("optimum_index", -1, np.int64), optimum_step=grid("optimum_step", -1, np.int64),
+            pareto_distance=grid("pareto_distance", np.nan, float), stationarity=grid("stationarity", np.nan, float),
+            final=final, final_losses=final_losses, positions=None, losses=None)
+
     def frame(self):
         """``runs`` joined with the variant columns (method, name, label, swept values)."""
         cols = ["variant", "method", "name", "label"] + [c for c in self.swept if c not in ("lr", "task_weights")]

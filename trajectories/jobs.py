@@ -39,7 +39,7 @@ import landscapes
 import optimizers
 
 from . import starts as starts_mod
-from .config import Config
+from .config import Config, resolve_landscape
 from .engine import BYTES_LIMIT, estimate_bytes
 
 MAX_RUNS = 20_000_000          # variants x seeds x starts, per job
@@ -53,7 +53,7 @@ DEFAULTS = {
     "starts": "grid:16", "steps": None, "pipeline": "reference", "optimizer": "adam", "lr": 1e-3,
     "momentum": 0.9, "seeds": [0], "hparams": {}, "sweep": {}, "record_every": None,
     "record": ["positions"], "early_exit": True, "dtype": "float32", "chunk_mb": DEFAULT_CHUNK_MB,
-    "chunk_runs": DEFAULT_CHUNK_RUNS,
+    "chunk_runs": DEFAULT_CHUNK_RUNS, "landscape_spec": None,
 }
 _ALIASES = {"seed": "seeds", "method": "methods", "start": "starts"}
 
@@ -96,7 +96,7 @@ def _space(kind, args, what):
         raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers")
     try:
         a, b, n = float(args[0]), float(args[1]), float(args[2])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers, got {args!r}") from None
     if n != int(n) or not 1 <= n <= MAX_SWEEP_VALUES:
         raise ValueError(f"{what}: N in {kind}(A, B, N) must be a whole number between 1 and {MAX_SWEEP_VALUES}")
@@ -142,6 +142,7 @@ class JobConfig:
     dtype: str = "float32"
     chunk_mb: float = DEFAULT_CHUNK_MB
     chunk_runs: int = DEFAULT_CHUNK_RUNS
+    landscape_spec: dict | None = field(default=None, hash=False)   # a custom landscape (landscapes.custom)
 
     # -- parsing ---------------------------------------------------------------------------------
     @classmethod
@@ -153,13 +154,21 @@ class JobConfig:
         if unknown:
             raise ValueError(f"config: unknown field {unknown[0]!r} (known: {', '.join(DEFAULTS)})")
         c = dict(DEFAULTS, **{k: v for k, v in d.items() if v is not None or k == "task_weights"})
-        land = landscapes.get(str(c["landscape"]))
+        spec = c["landscape_spec"]
+        if isinstance(spec, str):                       # the encoded form of a shared link
+            from landscapes import custom
+            spec = custom.decode_spec(spec)
+        if spec is not None and not isinstance(spec, dict):
+            raise ValueError("landscape_spec: expected a mapping {name, tasks, bounds[, presets]}")
+        land = resolve_landscape(str(c["landscape"]), spec) if spec else landscapes.get(str(c["landscape"]))
         methods = c["methods"]
         if methods is None:
             raise ValueError("methods: choose at least one method (a list, or \"all\")")
         if isinstance(methods, str):
             methods = optimizers.names() if methods.strip() == "all" else \
                 [m.strip() for m in methods.split(",") if m.strip()]
+        if not isinstance(methods, (list, tuple)):
+            raise ValueError(f"methods: expected a list of method keys, \"a,b\" or \"all\", got {methods!r}")
         methods = tuple(str(m) for m in methods)
         if not methods:
             raise ValueError("methods: choose at least one method")
@@ -168,9 +177,11 @@ class JobConfig:
         if len(set(methods)) != len(methods):
             raise ValueError("methods: a method is listed twice")
         steps = c["steps"] if c["steps"] is not None else land.default_steps
+        if isinstance(steps, bool):
+            raise ValueError(f"steps: expected a whole number, got {steps!r}")
         try:
             steps_i = int(steps)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"steps: expected a whole number, got {steps!r}") from None
         if steps_i != float(steps) or steps_i < 1:
             raise ValueError(f"steps: expected a whole number >= 1, got {steps!r}")
@@ -179,7 +190,7 @@ class JobConfig:
             rec = max(1, min(500, steps_i // 40))
         try:
             rec_i = int(rec)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"record_every: expected a whole number, got {rec!r}") from None
         if rec_i != float(rec) or rec_i < 1:
             raise ValueError(f"record_every: expected a whole number >= 1, got {rec!r}")
@@ -188,9 +199,11 @@ class JobConfig:
             seeds = parse_values(seeds, "seeds")
         if not isinstance(seeds, (list, tuple)):
             seeds = [seeds]
+        if any(isinstance(x, bool) for x in seeds):
+            raise ValueError(f"seeds: expected whole numbers, got {seeds!r}")
         try:
             seeds_i = tuple(int(s) for s in seeds)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"seeds: expected whole numbers, got {seeds!r}") from None
         if any(s != float(x) for s, x in zip(seeds_i, seeds)) or any(not 0 <= s < 2 ** 31 for s in seeds_i):
             raise ValueError(f"seeds: expected whole numbers in [0, 2^31), got {seeds!r}")
@@ -253,15 +266,38 @@ class JobConfig:
                     hparams.setdefault(key, {})[name] = _check(m, name, v, "hparams")
         starts = c["starts"]
         if not isinstance(starts, str):
-            starts = tuple(tuple(float(x) for x in p) for p in np.asarray(starts, dtype=float).reshape(-1, 2))
+            try:
+                arr = np.asarray(starts, dtype=float)
+                if arr.ndim != 2 or arr.shape[1] != 2 or not len(arr):
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"starts: expected a spec (paper, grid:N, random:N, 'x,y;x,y') or a list of "
+                                 f"[x, y] points, got {starts!r}") from None
+            starts = tuple(tuple(float(x) for x in p) for p in arr)
         record = c["record"]
-        record = (record,) if isinstance(record, str) else tuple(record)
+        record = (record,) if isinstance(record, str) else record
+        if not isinstance(record, (list, tuple)) or not all(isinstance(r, str) for r in record):
+            raise ValueError(f"record: expected field names such as [\"positions\"], got {record!r}")
+        record = tuple(record)
+        for name in ("name", "pipeline", "optimizer", "dtype"):
+            if not isinstance(c[name], str):
+                raise ValueError(f"{name}: expected text, got {c[name]!r}")
+        if not isinstance(c["early_exit"], bool):
+            raise ValueError(f"early_exit: expected true or false, got {c['early_exit']!r}")
+        for name in ("momentum", "scale"):
+            if isinstance(c[name], bool):
+                raise ValueError(f"{name}: expected a number, got {c[name]!r}")
+            try:
+                c[name] = float(c[name])
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{name}: expected a number, got {c[name]!r}") from None
         cfg = cls(name=str(c["name"] or ""), landscape=land.key, methods=methods, starts=starts, steps=steps_i,
                   pipeline=str(c["pipeline"]), optimizer=str(c["optimizer"]), lr=tuple(float(x) for x in lr_list),
                   momentum=float(c["momentum"]), task_weights=weights, scale=float(c["scale"]), seeds=seeds_i,
                   hparams=hparams, sweep=sweep, record_every=rec_i, record=record,
                   early_exit=bool(c["early_exit"]), dtype=str(c["dtype"]),
-                  chunk_mb=_positive(c["chunk_mb"], "chunk_mb"), chunk_runs=int(_positive(c["chunk_runs"], "chunk_runs")))
+                  chunk_mb=_positive(c["chunk_mb"], "chunk_mb"), chunk_runs=int(_positive(c["chunk_runs"], "chunk_runs")),
+                  landscape_spec=getattr(land, "spec", None) or None)
         cfg.plan()   # validates every method's engine config, the memory and the size
         return cfg
 
@@ -278,7 +314,7 @@ class JobConfig:
     # -- derived ---------------------------------------------------------------------------------
     @property
     def land(self):
-        return landscapes.get(self.landscape)
+        return resolve_landscape(self.landscape, self.landscape_spec)
 
     @property
     def title(self) -> str:
@@ -313,7 +349,7 @@ class JobConfig:
         hp.update(self.sweep.get(method, {}))
         tw = None if not self.task_weights else \
             list(self.task_weights[0]) if len(self.task_weights) == 1 else [list(w) for w in self.task_weights]
-        return Config.make(self.landscape, [method], np.asarray(starts, dtype=float), steps or self.steps,
+        return Config.make(self.land, [method], np.asarray(starts, dtype=float), steps or self.steps,
                            hparams={method: hp} if hp else {}, optimizer=self.optimizer,
                            lr=self.lr[0] if len(self.lr) == 1 else list(self.lr), momentum=self.momentum,
                            pipeline=self.pipeline, record_every=self.record_every, seed=int(seed),
@@ -370,7 +406,7 @@ def _check(method, name, value, where):
 def _positive(v, what):
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{what}: expected a positive number, got {v!r}") from None
     if not math.isfinite(x) or x <= 0:
         raise ValueError(f"{what}: expected a positive number, got {v!r}")
@@ -391,7 +427,7 @@ def _weights(tw, K) -> tuple:
             raise ValueError(f"task_weights: expected {K} weights per set, got {len(w)}")
         try:
             ws = tuple(float(x) for x in w)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"task_weights: expected numbers, got {w!r}") from None
         if not all(math.isfinite(x) and x > 0 for x in ws):
             raise ValueError(f"task_weights: weights must be positive numbers, got {list(w)}")

@@ -21,7 +21,7 @@ def resolve(landscape, spec) -> np.ndarray:
     else:
         try:
             pts = np.asarray(spec, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError("starts: expected points as [[x, y], ...]") from None
         if pts.ndim == 1 and pts.size == 2:
             pts = pts[None]

@@ -13,9 +13,11 @@ import time
 import streamlit as st
 
 import landscapes
+from landscapes import custom
 import optimizers
 from figures import benchmark as figs
 from trajectories import benchmarks, jobs
+from views import export
 from trajectories.store import ACTIVE, Store
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
@@ -121,14 +123,33 @@ def _default_values(choice: str) -> str:
     return f"lin({h.low:g}, {h.high:g}, 5)"
 
 
+CUSTOM = "custom"
+CUSTOM_EXAMPLE = ('{"name": "bowls", "tasks": ["(x1-1)^2 + x2^2", "(x1+1)^2 + x2^2"],\n'
+                  ' "bounds": [[-5, 5], [-5, 5]]}')
+
+
+def _custom_spec(text: str) -> dict:
+    """A custom landscape's definition from the form: JSON or YAML text, or an encoded link value."""
+    text = text.strip()
+    return custom.decode_spec(text) if text.startswith("1.") else custom.parse_text(text)
+
+
 def _custom_config() -> dict:
     """The config dict the custom-job widgets describe."""
-    land = landscapes.get(st.session_state.get("bj_landscape", landscapes.names()[0]))
     c1, c2, c3 = st.columns(3)
+    spec = None
     with c1:
-        st.selectbox("Landscape", landscapes.names(), key="bj_landscape",
-                     format_func=lambda k: landscapes.get(k).title if hasattr(landscapes.get(k), "title") else k)
-        land = landscapes.get(st.session_state["bj_landscape"])
+        st.selectbox("Landscape", landscapes.names() + [CUSTOM], key="bj_landscape",
+                     format_func=lambda k: "Custom (expressions)" if k == CUSTOM else landscapes.get(k).title)
+        if st.session_state["bj_landscape"] == CUSTOM:
+            text = st.text_area("Definition (JSON or YAML, as for --landscape-file)", CUSTOM_EXAMPLE,
+                                key="bj_spec", height=130,
+                                help="{name, tasks: [expr, ...], bounds: [[x0, x1], [y0, y1]], presets}; the "
+                                     "Explore page's studio link works too (its spec=1.… value)")
+            spec = _custom_spec(text)
+            land = custom.from_spec(spec)
+        else:
+            land = landscapes.get(st.session_state["bj_landscape"])
         methods = st.multiselect("Methods", optimizers.names(), default=[m for m in ("samgs", "ls")
                                                                            if m in optimizers.names()],
                                  format_func=_method_label, key="bj_methods")
@@ -173,7 +194,8 @@ def _custom_config() -> dict:
         record_every = a2.number_input("Record positions every k steps", 1, 1_000_000,
                                        max(1, min(500, int(steps) // 40)), key="bj_record_every")
         early = a3.checkbox("Stop early once every run has stopped moving", True, key="bj_early")
-    cfg = {"name": name.strip(), "landscape": land.key, "methods": "all" if all_methods else methods,
+    cfg = {"name": name.strip(), "landscape": land.key, "landscape_spec": spec,
+           "methods": "all" if all_methods else methods,
            "starts": starts, "steps": int(steps), "pipeline": pipeline, "optimizer": optimizer,
            "lr": lr, "seeds": seeds, "record_every": int(record_every), "early_exit": bool(early)}
     if weights.strip():
@@ -383,6 +405,7 @@ def job_view(job: dict, all_jobs: list[dict], root: str):
         st.caption("Outcome counts (all seeds)")
         st.dataframe(counts, hide_index=True, key="bv_counts")
         _csv_button(counts, f"{job['id']}-outcomes", key="bv_counts_csv")
+        export.job_export_panel(res, "bench_basin")
     with tabs[1]:
         st.caption("**reached**: ends within 0.1 of a global minimiser of the summed loss (the paper's count); "
                    "**pareto**: ends within 0.1 of the Pareto set; steps: first step within 0.1 of the minimiser "
@@ -406,6 +429,7 @@ def job_view(job: dict, all_jobs: list[dict], root: str):
             _fig_button(fig, f"{job['id']}-success", key="bv_success_dl")
     with tabs[2]:
         sweep_view(table, res, job["id"])
+        export.job_export_panel(res, "bench_sweep")
     with tabs[3]:
         compare_view(job, table, all_jobs, root)
     with tabs[4]:

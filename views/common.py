@@ -100,6 +100,10 @@ def numbers(count: int, lo: float, hi: float, *, lo_open: bool = False) -> Calla
 
 
 # -- URL <-> values -------------------------------------------------------------------------------
+MAX_PARAM_CHARS = 4_000         # one query parameter (an encoded custom landscape is at most 2 000)
+MAX_URL_CHARS = 16_000          # all of them together
+
+
 def read_params(specs: Iterable[Param], raw: dict[str, str]) -> tuple[dict, list[str]]:
     """Values for ``specs`` from the query parameters ``raw``: defaults where absent or malformed.
 
@@ -107,16 +111,22 @@ def read_params(specs: Iterable[Param], raw: dict[str, str]) -> tuple[dict, list
     was used instead.
     """
     values, problems = {}, []
+    total = sum(len(str(v)) for v in raw.values())
     for p in specs:
         if p.key not in raw:
             values[p.key] = p.default
             continue
-        text = raw[p.key]
+        text = str(raw[p.key])
+        shown = text if len(text) <= 80 else text[:77] + "…"
         try:
+            if len(text) > MAX_PARAM_CHARS or total > MAX_URL_CHARS:
+                raise ValueError(f"too long ({len(text):,} characters; a parameter may have {MAX_PARAM_CHARS:,} "
+                                 f"and the whole address {MAX_URL_CHARS:,})")
             values[p.key] = p.parse(text)
         except ValueError as e:
             values[p.key] = p.default
-            problems.append(f"URL parameter `{p.key}={text}`: {e}; using the default ({p.to_url(p.default)}).")
+            problems.append(f"URL parameter `{p.key}={shown}`: {e}; using the default "
+                            f"({p.to_url(p.default)[:80]}).")
     return values, problems
 
 

@@ -22,6 +22,7 @@ _boot.empty()
 from figures import browser  # noqa: E402
 from figures.style import Style  # noqa: E402
 from views import common  # noqa: E402
+from views import export  # noqa: E402
 from views import explore_controls as controls  # noqa: E402
 from views import explore_model as model  # noqa: E402
 
@@ -41,6 +42,10 @@ def run_engine(cfg):
     box = st.empty()
     t0 = time.perf_counter()
     try:
+        land = cfg.land
+        if "pareto" not in vars(land):      # a new custom landscape: its Pareto set is computed once, then cached
+            with box.status(f"Computing the Pareto set of “{land.title}” numerically (once; cached on disk)…"):
+                land.pareto
         if cold:
             with box.status(f"Warming up: building the kernels of {len(cold)} method(s), then {work} (the first "
                             f"run of a method after a server start takes a few seconds; later runs reuse it)…"):
@@ -104,9 +109,14 @@ def show_map(result, state, cfg):
 def show_loss_space(result, state):
     c1, c2 = st.columns([5, 1])
     img = _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c2)
-    c1.caption("Each run's path in loss space (L₁, L₂) with the Pareto front (thick line). A method that stops "
-               "on the front is Pareto-stationary.")
-    st.plotly_chart(browser.build_loss_space(result, Style()), key="explore_loss", theme=None,
+    if result.landscape.n_tasks >= 3:
+        fig = browser.build_loss_space_3d(result, Style())
+        c1.caption("Three tasks: (L₁, L₂, L₃) in 3-D with the Pareto front as a point cloud; drag to rotate.")
+    else:
+        fig = browser.build_loss_space(result, Style())
+        c1.caption("Each run's path in loss space (L₁, L₂) with the Pareto front (thick line). A method that stops "
+                   "on the front is Pareto-stationary.")
+    st.plotly_chart(fig, key="explore_loss", theme=None,
                     config=browser.image_config(f"gradscape-{state['land']}-loss-space", img))
 
 
@@ -173,7 +183,9 @@ def downloads(result, cfg):
                          file_name="gradscape-trajectories.csv", mime="text/csv", on_click="ignore", key="dl.csv")
     c[2].download_button("Config (.json)", data=model.config_json(cfg), file_name="gradscape-config.json",
                          mime="application/json", on_click="ignore", key="dl.json")
-    c[3].caption("Figure: the camera button on a chart's toolbar saves it as PNG or SVG.")
+    c[3].caption("Figure: the camera button on a chart's toolbar saves it as PNG or SVG; the panel below makes "
+                 "publication files (PDF, SVG, PNG, PGF) and animations (GIF, MP4).")
+    export.export_panel(result, "explore")
 
 
 def main():

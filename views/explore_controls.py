@@ -81,7 +81,12 @@ def _add_samgs() -> None:
 def sidebar(state: dict) -> None:
     """Draw every control in the sidebar and update ``state`` from them."""
     sb = st.sidebar
-    land = landscapes.get(state["land"])
+    try:
+        land = model.landscape_of(state)
+    except ValueError as e:         # a damaged custom definition: back to the built-in default
+        st.session_state["explore.notes"] = [f"The custom landscape could not be built ({e}); showing the default."]
+        model.change_landscape(state, model.land_param().default)
+        land = model.landscape_of(state)
     _samgs(sb, state)
     sb.divider()
     _problem(sb, state, land)
@@ -111,10 +116,11 @@ def _samgs(sb, state: dict) -> None:
 
 def _problem(sb, state: dict, land) -> None:
     sb.subheader("Problem")
-    names = landscapes.names()
+    names = landscapes.names() + [model.CUSTOM]
     common.seed(_wk("land"), state["land"])
-    sb.selectbox("Landscape", names, key=_wk("land"), on_change=_on_landscape,
-                 format_func=lambda k: landscapes.get(k).title)
+    sb.selectbox("Landscape", names, key=_wk("land"), on_change=_on_landscape, format_func=model.landscape_title)
+    if state["land"] == model.CUSTOM:
+        studio(sb, state, land)
     K = land.n_tasks
     modes = list(model.WEIGHT_MODES) if K == 2 else ["free"]
     common.seed(_wk("wmode"), state["wmode"] if state["wmode"] in modes else "free")
@@ -237,7 +243,7 @@ def on_map_click(chart_key: str):
         if not xy:
             return
         state = st.session_state[model.STATE_KEY]
-        land = landscapes.get(state["land"])
+        land = model.landscape_of(state)
         x, y = float(xy[0][0]), float(xy[0][1])
         try:
             spec, note = model.click_starts(state["starts"], land, x, y)
@@ -248,3 +254,71 @@ def on_map_click(chart_key: str):
         st.session_state["explore.clicks"] = st.session_state.get("explore.clicks", 0) + 1
         _forget_widgets("smode", "points", "preset", "grid", "random", "rseed")
     return callback
+
+
+# -- the landscape studio ---------------------------------------------------------------------------
+def studio_spec(name: str, tasks_text: str, bounds: tuple, presets_text: str) -> dict:
+    """The custom-landscape definition the studio's fields describe (validated by landscapes.custom)."""
+    tasks = [t.strip() for t in tasks_text.splitlines() if t.strip()]
+    spec = {"name": name.strip() or "custom", "tasks": tasks,
+            "bounds": [[bounds[0], bounds[1]], [bounds[2], bounds[3]]]}
+    if presets_text.strip():
+        spec["presets"] = {"starts": [[float(v) for v in p.split(",")] for p in presets_text.split(";") if p.strip()]}
+    return spec
+
+
+def _on_apply_spec() -> None:
+    state = st.session_state[model.STATE_KEY]
+    encoded = st.session_state.get("explore.studio_ok")
+    if encoded:
+        st.session_state["explore.notes"] = model.change_landscape(state, model.CUSTOM, encoded) + [
+            "Custom landscape applied; its Pareto set is computed numerically once and cached."]
+        _forget_widgets()
+
+
+def studio(sb, state: dict, land) -> None:
+    """Define a landscape from expressions in x1, x2 (θ1, θ2): live validation, a preview, then Apply."""
+    from landscapes import custom, expr
+    spec = land.spec
+    with sb.expander("Landscape studio", expanded=True, icon=":material/edit:"):
+        st.caption("One expression per task (2 to 4 tasks) in x1, x2 (or θ1, θ2), with + − * / ^ (or **), "
+                   "parentheses, pi, e and " + ", ".join(sorted(expr.FUNCTIONS)) + ".")
+        common.seed(_wk("studio.name"), spec["name"])
+        name = st.text_input("Name", key=_wk("studio.name"), max_chars=custom.MAX_NAME)
+        common.seed(_wk("studio.tasks"), "\n".join(spec["tasks"]))
+        tasks = st.text_area("Task losses (one per line)", key=_wk("studio.tasks"), height=110)
+        cols = st.columns(4)
+        b = []
+        for i, (lab, v) in enumerate(zip(("x1 min", "x1 max", "x2 min", "x2 max"),
+                                         [spec["bounds"][0][0], spec["bounds"][0][1], spec["bounds"][1][0],
+                                          spec["bounds"][1][1]])):
+            common.seed(_wk(f"studio.b{i}"), float(v))
+            b.append(float(cols[i].number_input(lab, key=_wk(f"studio.b{i}"), format="%g", step=1.0)))
+        pts = next(iter(spec.get("presets", {}).values()), [])
+        common.seed(_wk("studio.presets"), model.points_spec(pts) if len(pts) else "")
+        presets = st.text_input("Start presets (x,y;x,y … optional)", key=_wk("studio.presets"))
+        st.session_state["explore.studio_ok"] = None
+        try:
+            for i, line in enumerate([t for t in tasks.splitlines() if t.strip()], 1):
+                problem = expr.check(line)
+                if problem:
+                    raise ValueError(f"task {i}: {problem}")
+            try:
+                new_spec = studio_spec(name, tasks, tuple(b), presets)
+            except ValueError:
+                raise ValueError("presets: expected points as x,y;x,y") from None
+            encoded = custom.encode_spec(new_spec)
+            new_land = custom.from_spec(custom.decode_spec(encoded))
+        except ValueError as e:
+            st.error(str(e), icon="⚠️")
+            return
+        st.session_state["explore.studio_ok"] = encoded
+        from figures import browser
+        try:
+            st.plotly_chart(browser.preview_contour(new_land), key="studio_preview", theme=None,
+                            config={"displayModeBar": False})
+        except Exception as e:      # a preview that cannot be drawn must not block the studio
+            st.caption(f"No preview ({type(e).__name__}: {e})")
+        changed = encoded != state["spec"]
+        st.button("Apply" if changed else "Applied", on_click=_on_apply_spec, key="x.studio_apply",
+                  disabled=not changed, type="primary", width="stretch")

@@ -22,6 +22,7 @@ import streamlit as st
 import landscapes
 import optimizers
 import trajectories
+from landscapes import custom
 from optimizers import outer as outer_mod
 from trajectories import starts as starts_mod
 from views import common
@@ -40,6 +41,9 @@ LAYOUTS = {"overlay": "Overlay", "multiples": "One panel per method"}
 WEIGHT_MODES = {"free": "free", "sum1": "w₁ + w₂ = 1"}
 IMAGE_FORMATS = ("png", "svg")
 WARM: set = set()               # method keys that have run in this server process (kernels built)
+CUSTOM = "custom"               # the `land` value of a user-defined landscape; its definition is the `spec` param
+DEFAULT_SPEC = {"name": "bowls", "tasks": ["(x1 - 1)^2 + x2^2", "(x1 + 1)^2 + x2^2"],
+                "bounds": [[-5, 5], [-5, 5]], "presets": {"corners": [[-4, 4], [4, 4], [-4, -4], [4, -4], [0, 4.5]]}}
 
 
 # -- parameters ------------------------------------------------------------------------------------
@@ -89,7 +93,28 @@ def _starts_parser(land):
 
 def land_param() -> common.Param:
     names = landscapes.names()
-    return common.Param("land", "one_optimum" if "one_optimum" in names else names[0], common.choice(names))
+    return common.Param("land", "one_optimum" if "one_optimum" in names else names[0],
+                        common.choice(names + [CUSTOM]))
+
+
+def _spec_parser(text: str) -> str:
+    return custom.encode_spec(custom.decode_spec(text))
+
+
+def spec_param() -> common.Param:
+    """The custom landscape's definition, URL-encoded (landscapes.custom.encode_spec; length-limited)."""
+    return common.Param("spec", custom.encode_spec(DEFAULT_SPEC), _spec_parser)
+
+
+def landscape_of(state: dict):
+    """The landscape object of a page state: a registered one, or the custom definition in ``spec``."""
+    if state["land"] == CUSTOM:
+        return custom.from_spec(custom.decode_spec(state["spec"]))
+    return landscapes.get(state["land"])
+
+
+def landscape_title(key: str) -> str:
+    return "Custom (your expressions)" if key == CUSTOM else landscapes.get(key).title
 
 
 def params(land) -> list[common.Param]:
@@ -129,12 +154,12 @@ def page_state() -> tuple[dict, list[str]]:
     if STATE_KEY in st.session_state:
         return st.session_state[STATE_KEY], []
     raw = {k: st.query_params[k] for k in st.query_params.keys()}
-    lp = land_param()
-    first, problems = common.read_params([lp], raw)
-    land = landscapes.get(first["land"])
+    lp, sp = land_param(), spec_param()
+    first, problems = common.read_params([lp, sp], raw)
+    land = landscape_of(first)
     specs = params(land)
     values, more = common.read_params(specs, raw)
-    problems += more + common.unknown_params(raw, [lp.key] + [p.key for p in specs])
+    problems += more + common.unknown_params(raw, [lp.key, sp.key] + [p.key for p in specs])
     state = {**first, **values}
     st.session_state[STATE_KEY] = state
     return state, problems
@@ -142,18 +167,22 @@ def page_state() -> tuple[dict, list[str]]:
 
 def url_params(state: dict) -> dict[str, str]:
     """The URL of this state: every value that differs from its default (chosen methods' settings only)."""
-    land = landscapes.get(state["land"])
+    land = landscape_of(state)
     lp = land_param()
-    specs = [lp] + params(land)
+    specs = [lp] + ([spec_param()] if state["land"] == CUSTOM else []) + params(land)
     chosen = set(state["methods"])
     specs = [p for p in specs if "." not in p.key or p.key.split(".", 1)[0] in chosen]
     return common.url_values(specs, state)
 
 
-def change_landscape(state: dict, new_key: str) -> list[str]:
-    """Switch ``state`` to another landscape: settings still at the old landscape's defaults follow the new
-    ones; start points that do not fit the new box go back to its preset. Returns notes for the user."""
-    old, new = landscapes.get(state["land"]), landscapes.get(new_key)
+def change_landscape(state: dict, new_key: str, new_spec: str | None = None) -> list[str]:
+    """Switch ``state`` to another landscape (``new_spec``: a new custom definition, encoded): settings still
+    at the old landscape's defaults follow the new ones; start points that do not fit the new box go back to
+    its preset. Returns notes for the user."""
+    old = landscape_of(state)
+    new = landscape_of({**state, "land": new_key, "spec": new_spec or state["spec"]})
+    if new_spec:
+        state["spec"] = new_spec
     notes = []
     old_defaults = {p.key: p for p in params(old)}
     for p in params(new):
@@ -173,7 +202,7 @@ def change_landscape(state: dict, new_key: str) -> list[str]:
         state["wmode"] = "free"
     if state["loss"] not in ["sum"] + [f"task{k + 1}" for k in range(new.n_tasks)]:
         state["loss"] = "sum"
-    state.update(land=new.key, drow=0, dstart=0, dstep=0)
+    state.update(land=CUSTOM if new_key == CUSTOM else new.key, drow=0, dstart=0, dstep=0)
     return notes
 
 
@@ -262,7 +291,7 @@ def record_every(steps: int, runs: int) -> int:
 
 def build_config(state: dict):
     """The engine config of ``state`` (ValueError naming the field when it is not runnable here)."""
-    land = landscapes.get(state["land"])
+    land = landscape_of(state)
     methods = tuple(state["methods"])
     if not methods:
         raise ValueError("methods: choose at least one method")
@@ -275,7 +304,7 @@ def build_config(state: dict):
     if not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps: at most {MAX_STEPS:,} on this page, got {steps:,}")
     cfg = trajectories.Config.make(
-        land.key, methods, state["starts"], steps, hparams=hp, optimizer=state["opt"], lr=float(state["lr"]),
+        land, methods, state["starts"], steps, hparams=hp, optimizer=state["opt"], lr=float(state["lr"]),
         momentum=float(state["mom"]), pipeline=state["pipe"], seed=int(state["seed"]),
         task_weights=task_weights(state, land), scale=float(state["scale"]))
     runs = len(cfg.variants()) * len(cfg.starts)

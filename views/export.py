@@ -109,3 +109,39 @@ def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kin
                                help="python -m trajectories figure --from-config THIS.json --out FILE rebuilds it")
         elif ready is not None:
             st.caption("The settings changed: prepare the file again.")
+
+
+def job_export_panel(job_result, key_prefix: str) -> None:
+    """The Benchmark page's Export panel: the paper-quality basin map or sweep heatmap of a job (one seed)."""
+    key = f"{key_prefix}_jexport"
+    with st.expander("Export for papers and slides", expanded=False):
+        c1, c2, c3 = st.columns(3)
+        kinds = {"basin": KIND_LABELS["basin"], "heatmap": KIND_LABELS["heatmap"]}
+        kind = c1.selectbox("Figure", list(kinds), key=f"{key}_kind", format_func=kinds.get)
+        metric = c1.selectbox("Metric", list(paper.METRICS), key=f"{key}_metric",
+                              format_func=lambda m: paper.METRICS[m][0]) if kind == "heatmap" else None
+        fmts = ["pdf", "svg", "png"] + (["pgf"] if save.latex_system() else [])
+        fmt = c2.selectbox("Format", fmts, key=f"{key}_fmt")
+        seeds = list(job_result.config.seeds)
+        seed = c2.selectbox("Seed", seeds, key=f"{key}_seed") if len(seeds) > 1 else seeds[0]
+        size = c3.selectbox("Size", list(paper.SIZES), index=1, key=f"{key}_size",
+                            format_func=lambda s: paper.SIZES[s].label)
+        dpi = c3.number_input("DPI (PNG)", 72, 1200, 300, step=50, key=f"{key}_dpi", disabled=fmt != "png")
+        ident = (job_result.job_id, len(job_result.runs), kind, metric, fmt, int(seed), size, int(dpi))
+        name = f"gradscape-{job_result.job_id}-{kind}.{fmt}"
+        if st.button("Prepare file", key=f"{key}_go", type="primary"):
+            try:
+                with st.spinner(f"Rendering {name} ..."):
+                    view = job_result.as_result(int(seed))
+                    opts = {"metric": metric} if metric else {}
+                    fig = paper.build(kind, view, None, size, **opts)
+                    meta = {"job": job_result.job_id, "config": job_result.config.to_dict(), "figure": kind,
+                            "options": opts, "seed": int(seed), "size": size}
+                    st.session_state[f"{key}_file"] = (ident, save.figure_bytes(
+                        fig, fmt, int(dpi), meta, title=f"Gradscape {kind}"))
+            except ValueError as e:
+                st.error(str(e))
+        ready = st.session_state.get(f"{key}_file")
+        if ready is not None and ready[0] == ident:
+            st.download_button(f"Download {name} ({len(ready[1]) / 1024:.0f} KiB)", ready[1], file_name=name,
+                               mime=MIME[fmt], key=f"{key}_download", on_click="ignore", type="primary")
