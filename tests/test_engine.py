@@ -193,3 +193,13 @@ def test_early_exit_keeps_the_outcome():
     assert fast.timings["steps_run"] <= 20000
     np.testing.assert_array_equal(full.outcome, fast.outcome)
     np.testing.assert_allclose(full.final, fast.final, atol=0.05)
+
+
+def test_the_gpu_path_torch_compile_agrees_with_the_kernel():
+    """backend="compile" (torch.compile of the same step: what the GPU row of ``bench --speed`` runs on CUDA)
+    gives the kernel's paths. Checked here on the CPU; on a GPU the same call takes device="cuda"."""
+    kw = dict(starts="paper", steps=300, dtype="float64", record_every=50)
+    a = simulate("one_optimum", ["samgs", "ls"], backend="compile", **kw)
+    b = simulate("one_optimum", ["samgs", "ls"], backend="c", **kw)
+    assert set(a.timings["backends"].values()) == {"compile"}
+    np.testing.assert_allclose(a.positions, b.positions, atol=1e-9, rtol=0)

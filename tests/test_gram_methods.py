@@ -71,13 +71,7 @@ def rand_G(rng, n, K, D, dtype=torch.float64):
 # ---------------------------------------------------------------------------------------------
 # §9 test vectors.
 
-TV = {
-    "T1": [[1.0, 0.0], [0.0, 1.0]],
-    "T2": [[2.0, 0.0], [-1.0, 1.0]],
-    "T3": [[3.0, 4.0], [0.1, 0.0]],
-    "T4": [[1.0, 2.0], [-2.0, -4.0]],
-    "T5": [[1.0, 2.0], [1.0, 2.0]],
-}
+from vectors import TV  # noqa: E402
 
 # native d, then the reference-pipeline vector (None: same as native, no post-processing)
 EXPECTED = {

@@ -21,13 +21,7 @@ KEYS = ["mgda", "cagrad", "nashmtl"]
 PIPES = ["reference", "clean"]
 DTYPES = [torch.float64, torch.float32]
 
-TV = {
-    "T1": [[1.0, 0.0], [0.0, 1.0]],
-    "T2": [[2.0, 0.0], [-1.0, 1.0]],
-    "T3": [[3.0, 4.0], [0.1, 0.0]],
-    "T4": [[1.0, 2.0], [-2.0, -4.0]],
-    "T5": [[1.0, 2.0], [1.0, 2.0]],
-}
+from vectors import TV  # noqa: E402
 EDGES = {
     "zero1": [[0.0, 0.0], [1.0, 2.0]],
     "zero2": [[3.0, -1.0], [0.0, 0.0]],

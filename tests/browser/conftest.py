@@ -5,6 +5,7 @@ own browser downloads are never used. Screenshots go to ``artifacts/screenshots/
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -31,38 +32,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server():
-    """The app under ``streamlit run`` on 127.0.0.1:<free port>; yields its base URL."""
+@contextlib.contextmanager
+def streamlit_app(env: dict | None = None):
+    """``streamlit run app.py`` on 127.0.0.1:<free port> with ``env`` added; yields its base URL."""
     port = _free_port()
     streamlit = Path(sys.executable).with_name("streamlit")
     cmd = [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
     log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            log.seek(0)
-            raise RuntimeError(f"streamlit did not start on {url}:\n{log.read()[-4000:]}")
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-    os.unlink(log.name)
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"streamlit did not start on {url}:\n{log.read()[-4000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        os.unlink(log.name)
+
+
+@pytest.fixture(scope="session")
+def app_launcher():
+    """``streamlit_app`` for tests that need a server with settings of their own."""
+    return streamlit_app
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The app on its defaults; yields its base URL."""
+    with streamlit_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
