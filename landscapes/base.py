@@ -61,6 +61,15 @@ class Landscape:
                      for k in range(K)]
         return F.detach(), torch.stack(grads, 1)
 
+    def vjp(self, theta: torch.Tensor, scale: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """sum_k w_k dF_k/dtheta [B, 2] by ONE reverse pass with ``grad_outputs = w`` — what the published code's
+        ``loss.backward()`` of a weighted loss computes, rounding included (``w`` enters at the top of the
+        chain; it is not the same float as ``sum_k w_k g_k``)."""
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            F = self.values(th, scale)
+            return torch.autograd.grad(F, th, grad_outputs=w)[0]
+
     def evaluate(self, theta, weights, scale):
         """Weighted losses L[B, K] and gradients G[B, K, 2] as the methods see them."""
         f, g = self.values_and_grads(theta, scale)

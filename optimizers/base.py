@@ -92,6 +92,9 @@ class Method:
     random: bool = False
     reconstructed: bool = False            # rule reconstructed from a description, not from code
     min_tasks: int = 2
+    # reference pipeline only: the published code backpropagates a weighted loss, so the engine replaces d by
+    # the landscape's one-pass vector-Jacobian product with aux["weights"] (the same vector up to rounding)
+    reference_vjp: bool = False
     pipelines: dict = field(default_factory=dict)  # pipeline -> one line on what it does
 
     def post(self, pipeline: str) -> Post:

@@ -39,7 +39,8 @@ METHODS = (Method(
     paper="Scale-invariant baseline (sum of log losses) of Navon et al., Multi-Task Learning as a "
           "Bargaining Game, ICML 2022 (also in FAMO, Liu et al., NeurIPS 2023)",
     summary="Descend the sum of the log losses: each task's gradient is divided by its loss.",
-    init=init, step=step,
-    pipelines={"reference": "sum_k g_k / L_k on raw losses (a negative loss flips its task), no clip",
+    init=init, step=step, reference_vjp=True,
+    pipelines={"reference": "sum_k g_k / L_k on raw losses (a negative loss flips its task), no clip; computed "
+                            "as the code's backward of sum_k log L_k (one reverse pass with 1/L_k at the top)",
                "clean": "sum_k g_k / (L_k - floor_k) on losses shifted by the landscape floor, no clip"},
 ),)

@@ -52,3 +52,24 @@ def test_sgd_momentum_matches_torch_optim(nesterov):
 def test_unknown_outer():
     with pytest.raises(ValueError, match="unknown outer"):
         outer.get("lbfgs")
+
+
+def test_adam_in_float32_follows_torch_optim_to_the_last_bits():
+    """float32 parameters over a long run: the bias corrections in double (pow), rounded once, as
+    torch.optim.Adam does with its Python-float lr and betas. The one remaining difference is torch's lerp,
+    which rounds m + w (d - m) as one fused multiply-add; ours (and the kernel's) rounds twice."""
+    T, B = 3000, 3
+    d = _directions(T, B, 2).to(torch.float32) * torch.tensor([1e-6, 1.0, 1e6])[None, :, None]
+    theta0 = torch.randn(B, 2, dtype=torch.float32)
+    o = outer.get("adam")
+    theta, st = theta0.clone(), o.init(theta0)
+    lr = torch.full((B,), 1e-3, dtype=torch.float64)
+    for t in range(T):
+        theta, st = o.step(theta, d[t], st, lr, None, o.options)
+    for b in range(B):
+        p = theta0[b].clone().requires_grad_(True)
+        opt = torch.optim.Adam([p], lr=1e-3)
+        for t in range(T):
+            p.grad = d[t, b].clone()
+            opt.step()
+        torch.testing.assert_close(theta[b], p.detach(), rtol=2e-6, atol=1e-6)

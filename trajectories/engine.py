@@ -118,6 +118,8 @@ def _group_step(land, method, outer, cfg: Config, static: dict, record_names: li
         ctx = Context(pipeline, t + 1, params["key"], params["floor"])
         hp = dict(params["hp"], **static)
         d, mstate, aux = method.step(G, L, state["method"], hp, ctx)
+        if pipeline == "reference" and method.reference_vjp:
+            d = land.vjp(theta, params["scale"], params["weights"] * aux["weights"])
         native = d
         if post.times_k:
             d = d * K
@@ -338,7 +340,7 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
     targets = _targets(cfg, land, grp, dt, device, S)
     params = {
         "hp": hp_dyn,
-        "lr": rep([v.lr for v in grp.variants]),
+        "lr": rep([v.lr for v in grp.variants]).to(torch.float64),    # a Python float in torch.optim
         "momentum": torch.full((B,), float(cfg.momentum), dtype=dt, device=device),
         "weights": weights,
         "scale": scale,
