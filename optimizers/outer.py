@@ -31,7 +31,8 @@ class Outer:
         z = torch.zeros_like(theta)
         one = torch.ones(theta.shape[0], dtype=theta.dtype, device=theta.device)
         if self.key == "adam":      # beta^t in double, as torch.optim.Adam computes it in Python
-            return {"m": z, "v": z.clone(), "n": torch.zeros_like(one, dtype=torch.float64)}
+            one64 = one.to(torch.float64)
+            return {"m": z, "v": z.clone(), "p1": one64, "p2": one64.clone()}
         return {"buf": z, "first": one}
 
     def step(self, theta, d, state, lr, momentum, opts):
@@ -44,14 +45,14 @@ def _adam(theta, d, s, lr, o):
     b1, b2, eps = o["beta1"], o["beta2"], o["eps"]
     m = s["m"] + (d - s["m"]) * (1 - b1)          # torch: exp_avg.lerp_(grad, 1 - beta1)
     v = s["v"] * b2 + (1 - b2) * d * d
-    n = s["n"] + 1                                  # b1^t, b2^t and the bias corrections in double (pow, as
-    p1 = torch.pow(b1, n)                           # Python's beta1 ** step), rounded once to the parameters'
-    p2 = torch.pow(b2, n)                           # dtype, as torch.optim.Adam does
+    p1 = s["p1"] * b1                               # b1^t, b2^t and the bias corrections in double (torch:
+    p2 = s["p2"] * b2                               # Python's beta ** step; a running product in double is
+                                                    # within 1e-11 of it), rounded once to theta's dtype
     step_size = (lr.to(torch.float64) / (1 - p1)).to(theta.dtype)
     bc2 = torch.sqrt(1 - p2).to(theta.dtype)
     denom = torch.sqrt(v) / bc2[:, None] + eps
     theta = theta - step_size[:, None] * m / denom
-    return theta, {"m": m, "v": v, "n": n}
+    return theta, {"m": m, "v": v, "p1": p1, "p2": p2}
 
 
 def _sgd(theta, d, s, lr, mu, o):
