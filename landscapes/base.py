@@ -64,7 +64,10 @@ class Landscape:
     def vjp(self, theta: torch.Tensor, scale: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """sum_k w_k dF_k/dtheta [B, 2] by ONE reverse pass with ``grad_outputs = w`` — what the published code's
         ``loss.backward()`` of a weighted loss computes, rounding included (``w`` enters at the top of the
-        chain; it is not the same float as ``sum_k w_k g_k``)."""
+        chain; it is not the same float as ``sum_k w_k g_k``). A landscape with closed-form gradients (its own
+        ``values_and_grads``) has no published backward to reproduce: its gradients are weighted instead."""
+        if type(self).values_and_grads is not Landscape.values_and_grads:
+            return (w[..., None] * self.values_and_grads(theta, scale)[1]).sum(1)
         with torch.enable_grad():
             th = theta.detach().requires_grad_(True)
             F = self.values(th, scale)
@@ -115,6 +118,11 @@ class Landscape:
         return (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
 
     # -- Pareto set -----------------------------------------------------------------------------
+    @property
+    def pareto_ready(self) -> bool:
+        """Whether this object already holds its Pareto set (False: the next use computes or loads it)."""
+        return "pareto" in self.__dict__
+
     @cached_property
     def pareto(self):
         """The Pareto set and front at unit weights and scale (cached here and on disk; landscapes/pareto.py)."""

@@ -74,10 +74,6 @@ class CustomLandscape(Landscape):
     def _columns(self, theta):
         return theta[:, 0], theta[:, 1]
 
-    def vjp(self, theta, scale, w):
-        """Closed-form gradients here (no reference code to match): sum_k w_k g_k."""
-        return (w[..., None] * self.values_and_grads(theta, scale)[1]).sum(1)
-
     def values(self, theta: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         x1, x2 = self._columns(theta)
         fs = expr_mod.evaluate([e.root for e in self.expressions], x1, x2)

@@ -56,10 +56,6 @@ class ThreeBowls(Landscape):
         gs[0] = gs[0] * scale[:, None]
         return torch.stack(fs, 1), torch.stack(gs, 1)
 
-    def vjp(self, theta, scale, w):
-        """Closed-form gradients here (no reference code to match): sum_k w_k g_k."""
-        return (w[..., None] * self.values_and_grads(theta, scale)[1]).sum(1)
-
     def values(self, theta, scale):
         return self.values_and_grads(theta, scale)[0]
 

@@ -182,10 +182,10 @@ class JobResult:
         variants = []
         for _, v in self.variants.iterrows():
             tw = [float(x) for x in str(v["task_weights"]).split(",")] if str(v["task_weights"]).strip() else None
+            hp = json.loads(v["hparams"])
             variants.append({"method": v["method"], "label": v["label"], "lr": float(v["lr"]), "task_weights": tw,
-                             "hparams": json.loads(v["hparams"]) if "hparams" in v else {},
-                             "swept": [n for n in self.swept if n in ("lr", "task_weights") or
-                                       n in json.loads(v["hparams"] if "hparams" in v else "{}")]})
+                             "hparams": hp,
+                             "swept": [n for n in self.swept if n in ("lr", "task_weights") or n in hp]})
         final = np.full((M, S, 2), np.nan)
         final[r_i, s_i, 0] = runs["final_x"].to_numpy(float)
         final[r_i, s_i, 1] = runs["final_y"].to_numpy(float)

@@ -43,7 +43,7 @@ def run_engine(cfg):
     t0 = time.perf_counter()
     try:
         land = cfg.land
-        if "pareto" not in vars(land):      # a new custom landscape: its Pareto set is computed once, then cached
+        if not land.pareto_ready:           # a new custom landscape: its Pareto set is computed once, then cached
             with box.status(f"Computing the Pareto set of “{land.title}” numerically (once; cached on disk)…"):
                 land.pareto
         if cold:
