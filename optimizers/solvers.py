@@ -435,15 +435,16 @@ def nash_h_eps(dtype: torch.dtype) -> float:
     return 2.0 * nash_mn_eps(dtype, 2)
 
 
-def nash_2(M: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nash_2(M: torch.Tensor, precision: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """K = 2 closed form alpha_k = 1/(n_k sqrt(1 + cos)) (§5.11) and feasible[B]
-    (both norms > 0, 1 + cos > nash_h_eps, alpha finite)."""
+    (both norms > 0, 1 + cos > nash_h_eps(precision), alpha finite). ``precision``: the dtype M's entries were
+    rounded in (default M.dtype), e.g. float32 for a float32 Gram matrix solved in float64."""
     n1 = torch.sqrt(torch.clamp(M[:, 0, 0], min=0.0))
     n2 = torch.sqrt(torch.clamp(M[:, 1, 1], min=0.0))
     nn = n1 * n2
     pos = nn > 0
     h = 1.0 + torch.where(pos, M[:, 0, 1] / _safe(nn, pos), torch.zeros_like(nn))
-    ok = pos & (h > nash_h_eps(M.dtype))
+    ok = pos & (h > nash_h_eps(precision or M.dtype))
     hs = torch.sqrt(_safe(h, ok))
     alpha = torch.stack([1.0 / (_safe(n1, ok) * hs), 1.0 / (_safe(n2, ok) * hs)], 1)
     ok = ok & torch.isfinite(alpha).all(-1)
@@ -456,7 +457,7 @@ def _phi(beta, Mn):
 
 def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 20, *,
                  max_support: int | None = None, halvings: int = 1, tol: float | None = None,
-                 with_info: bool = False):
+                 precision: torch.dtype | None = None, with_info: bool = False):
     """Damped Newton for M alpha = 1/alpha, any K (see the module docstring). Returns (alpha, feasible);
     alpha is meaningful only where feasible.
 
@@ -488,7 +489,7 @@ def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 20, *,
     wmn = min_norm_general(C, max_support=max_support)
     Cw = _mv(C, wmn)
     mnC = (wmn * Cw).sum(-1)
-    geo = npos & (mnC > nash_mn_eps(M.dtype, K))
+    geo = npos & (mnC > nash_mn_eps(precision or M.dtype, K))
     cwpos = Cw > 0
     b3 = rescale(torch.where(cwpos, 1.0 / _safe(Cw, cwpos), torch.zeros_like(Cw)))
     beta = rescale(alpha_prev * ns)
@@ -519,11 +520,13 @@ def nash_general(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 20, *,
 
 
 def nash_weights(M: torch.Tensor, alpha_prev: torch.Tensor, iters: int = 40, *,
-                 max_support: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(alpha[B, K], feasible[B]) solving M alpha = 1/alpha; where infeasible alpha = alpha_prev."""
+                 max_support: int | None = None, precision: torch.dtype | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(alpha[B, K], feasible[B]) solving M alpha = 1/alpha; where infeasible alpha = alpha_prev.
+    ``precision``: the dtype M was rounded in, which sets the feasibility thresholds (default M.dtype)."""
     K = M.shape[1]
     if K == 2:
-        alpha, ok = nash_2(M)
+        alpha, ok = nash_2(M, precision)
     else:
-        alpha, ok = nash_general(M, alpha_prev, iters, max_support=max_support)
+        alpha, ok = nash_general(M, alpha_prev, iters, max_support=max_support, precision=precision)
     return torch.where(ok[:, None], alpha, alpha_prev), ok

@@ -17,5 +17,3 @@ def pytest_terminal_summary(terminalreporter):
     tr.write_line(f"{'reference file':28s} {'landscape':12s} {'method':12s} {'robust paths':>13s} {'sensitive outcomes':>19s}")
     for (name, land, meth), (ro, rt, so, st) in sorted(REPORT.items()):
         tr.write_line(f"{name:28s} {land:12s} {meth:12s} {ro:>6d}/{rt:<6d} {so:>9d}/{st:<9d}")
-    for line in getattr(mod, "DEVIATIONS", []):
-        tr.write_line("deviation: " + line)

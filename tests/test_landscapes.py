@@ -114,6 +114,42 @@ def test_float32_gradients_are_the_published_codes_bit_for_bit(land):
         assert G[0, 0, 1] != G[0, 1, 1]
 
 
+@pytest.mark.parametrize("land", [ONE, TWO])
+def test_float32_vjp_is_the_published_weighted_loss_backward_bit_for_bit(land):
+    """``Landscape.vjp`` (the reference pipeline's route for Nash-MTL and scale-invariant LS) against the published
+    code's ``sum_k alpha_k L_k`` with float64 weights and one ``backward()``, one start at a time as the published
+    trainer runs. (A batch evaluated eagerly may differ in the last bit where torch vectorises a transcendental
+    function for some lanes only; the engine's C kernel evaluates every run alike.)"""
+    g = np.random.default_rng(2)
+    (x0, x1), (y0, y1) = land.bounds
+    pts = np.concatenate([[[0.0, -8.0], [-4.0, 0.0], [5.35, -0.03]],
+                          np.stack([g.uniform(x0, x1, 40), g.uniform(y0, y1, 40)], 1)]).astype(np.float32)
+    alpha = np.exp(g.normal(0.0, 2.0, (len(pts), 2)))            # Nash weights range over decades
+    w32 = torch.tensor(alpha, dtype=torch.float32)
+    got = land.vjp(torch.tensor(pts), torch.ones(len(pts)), w32)
+    for i, p in enumerate(pts):
+        x = torch.tensor(p, requires_grad=True)
+        f1, f2 = _published(land, x[0], x[1])
+        a = torch.from_numpy(alpha[i])                              # float64, as torch.from_numpy(cvxpy's alpha)
+        (f1 * a[0] + f2 * a[1]).backward()
+        one = land.vjp(torch.tensor(pts[i:i + 1]), torch.ones(1), w32[i:i + 1])[0]
+        np.testing.assert_array_equal(one.numpy(), x.grad.numpy())
+        np.testing.assert_allclose(got[i].numpy(), x.grad.numpy(), rtol=1e-6, atol=1e-6)
+    # and it is the weighted sum of the task gradients up to rounding
+    _, G = land.values_and_grads(torch.tensor(pts, dtype=torch.float64), torch.ones(len(pts), dtype=torch.float64))
+    want = (torch.tensor(alpha)[..., None] * G).sum(1).numpy()
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_closed_form_landscapes_weight_their_own_gradients():
+    land = landscapes.get("three_bowls")
+    th = torch.tensor([[0.3, -1.2], [2.0, 0.5]], dtype=torch.float64)
+    w = torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0]], dtype=torch.float64)
+    _, G = land.values_and_grads(th, torch.ones(2, dtype=torch.float64))
+    np.testing.assert_allclose(land.vjp(th, torch.ones(2, dtype=torch.float64), w).numpy(),
+                               (w[..., None] * G).sum(1).numpy(), rtol=1e-14)
+
+
 def test_gate_kink_follows_autograd_convention():
     """At y = 0 both clamps pass their derivative: dc1/dy = +1/2, dc2/dy = -1/2 (methods-spec §2)."""
     th = torch.tensor([[2.0, 0.0]], dtype=torch.float64)

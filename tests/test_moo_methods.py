@@ -228,7 +228,9 @@ def test_metadata():
     nm = optimizers.get("nashmtl")
     assert not nm.reference.times_k and not nm.reference.clip and nm.clean.clip and not nm.clean.times_k
     st = nm.init(3, 2, 2, {}, dtype=torch.float32, device="cpu")
-    assert set(st) == {"alpha_prev"} and torch.equal(st["alpha_prev"], torch.ones(3, 2))
+    # alpha is kept in float64 whatever the run's dtype, as the published code keeps cvxpy's solution
+    assert set(st) == {"alpha_prev"} and torch.equal(st["alpha_prev"], torch.ones(3, 2, dtype=torch.float64))
+    assert nm.defaults() == {"stop_test": 1}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +297,8 @@ def test_nash_spec_vectors(dtype):
     close(d[4], [2, 4], t)                      # T5 first call: the code's stop-test quirk, alpha = (1, 1)
     close(out, d, 0)                            # no clip in the reference pipeline
     close(torch.sqrt((d[:3] ** 2).sum(-1)), [math.sqrt(2)] * 3, t)
-    assert torch.equal(st["alpha_prev"], aux["weights"])
+    assert st["alpha_prev"].dtype == torch.float64 and aux["weights"].dtype == dtype
+    assert torch.equal(st["alpha_prev"].to(dtype), aux["weights"])
     # T5 after a T2 step: the exact solution alpha = 1/(n sqrt 2)
     d2, st2, aux2, _ = run("nashmtl", tvG(["T5"], dtype), "reference", state={"alpha_prev": st["alpha_prev"][1:2]})
     close(d2[0], [0.632456, 1.264911], t)
@@ -309,6 +312,45 @@ def test_nash_spec_vectors(dtype):
     d4, st5, aux5, _ = run("nashmtl", tvG(["T4"], dtype), "reference", state=st4)
     close(d4[0], [0, 0], t)
     close(st5["alpha_prev"][0], [1, 0.5], t)
+    # stop_test = 0: exact weights at every step, so T5's first call gives alpha = 1/(n sqrt 2) (§9 T5)
+    d6, _, aux6, _ = run("nashmtl", tvG(["T5"], dtype), "reference", stop_test=0)
+    close(d6[0], [0.632456, 1.264911], t)
+    close(aux6["weights"][0], [0.316228, 0.316228], t)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nash_reference_solves_the_raw_system_from_the_normalised_gram(dtype):
+    """The published code normalises GTG by its Frobenius norm nf in the run's dtype and solves
+    alpha_i nf (GTGn alpha)_i = 1 in float64; check that equation directly, on that rounded GTGn."""
+    rng = np.random.default_rng(4)
+    G = torch.tensor(rand_G(rng, 200, 2, 2, spread=1.0), dtype=dtype)
+    prev = torch.full((200, 2), 1e3, dtype=torch.float64)        # far from any solution: no stop test
+    _, st, aux, _ = run("nashmtl", G, "reference", state={"alpha_prev": prev})
+    M = (G[:, :, None, :] * G[:, None, :, :]).sum(-1)
+    nf = torch.sqrt((M * M).sum((-1, -2)))
+    Mn = (M / nf[:, None, None]).double()
+    a = st["alpha_prev"]
+    feasible = (Mn[:, 0, 1] / torch.sqrt(Mn[:, 0, 0] * Mn[:, 1, 1])) > -1 + 1e-6
+    assert feasible.sum() > 150
+    res = a * nf.double()[:, None] * (Mn * a[:, None, :]).sum(-1) - 1.0
+    assert float(res[feasible].abs().max()) < 1e-9             # float64, near-opposite pairs included
+    close(aux["weights"], a, 1e-7 if dtype == torch.float32 else 0)
+
+
+def test_nash_clean_resolves_near_opposite_gradients_in_float32():
+    """1 + cos = 4.5e-8 is below float32's resolution, but alpha is solved in float64 from the float32
+    gradients: alpha_k = 1/(n_k sqrt(1 + cos)) with 1 + cos = |u1 + u2|^2 / 2 computed in float64."""
+    e = 3e-4
+    G = torch.tensor([[[2.0, 0.0], [-0.5 * math.cos(e), 0.5 * math.sin(e)]]], dtype=torch.float32)
+    g = G[0].double().numpy()
+    n = np.linalg.norm(g, axis=1)
+    u = g / n[:, None]
+    h = float(((u[0] + u[1]) ** 2).sum() / 2)
+    assert h < 1e-7
+    want = 1.0 / (n * math.sqrt(h))
+    d, st, aux, out = run("nashmtl", G, "clean")
+    np.testing.assert_allclose(st["alpha_prev"][0].numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(float(torch.linalg.vector_norm(out[0])), 1.0, rtol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -398,8 +440,8 @@ def test_nash_edges(dtype):
         u = G[4, 0] / torch.sqrt((G[4, 0] ** 2).sum())
         close(d[4], math.sqrt(2) * u, t)        # parallel: cos = 1, d = sqrt(2) u
         close(d[2], math.sqrt(2) * u, t)        # equal (alpha_prev is not a normalised solution)
-    # near-opposite: alpha grows like 1/sqrt(1 + cos) while |d| stays sqrt 2 (float32 counts
-    # 1 + cos <= 16 eps = 1.9e-6 as opposite, so it gets a wider angle)
+    # near-opposite: alpha grows like 1/sqrt(1 + cos) while |d| stays sqrt 2 (the reference pipeline
+    # normalises the Gram matrix in the run's dtype as the published code does, so float32 gets a wider angle)
     eps = 1e-3 if dtype == torch.float64 else 1e-2
     Gn = torch.tensor([[[1.0, 0.0], [-math.cos(eps), math.sin(eps)]]], dtype=dtype)
     d, _, aux, _ = run("nashmtl", Gn, "reference")
@@ -679,7 +721,7 @@ def test_batch_independence(key, pipeline, K, dtype):
     prev = torch.tensor(rng.uniform(0.2, 2.0, (B, K)), dtype=dtype)
     state = {"alpha_prev": prev} if key == "nashmtl" else {}
     c = torch.tensor(rng.uniform(0.1, 0.9, B), dtype=dtype)
-    hp = {"c": c} if key == "cagrad" else {}
+    hp = dict(hp_tensors(m, B, dtype), **({"c": c} if key == "cagrad" else {}))
     ctx = make_ctx(pipeline, B, K, dtype)
     d, st, aux = m.step(Gt, torch.zeros(B, K, dtype=dtype), state, hp, ctx)
     for i in range(B):
