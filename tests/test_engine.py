@@ -81,6 +81,32 @@ BOWLS = landscapes.register(_Bowls(key="test_bowls", title="bowls", n_tasks=2, b
                                    presets={}, floor=(-1.0, -1.0)))
 
 
+class _SortedBowls(_Bowls):
+    """The same bowls, written with torch.sort (an operation the C kernel does not take)."""
+
+    def values(self, theta, scale):
+        x, y = theta[:, 0], theta[:, 1]
+        lo, hi = torch.sort(torch.stack([x * x + y * y, (x - 1) ** 2 + y * y], 1), dim=1).values.unbind(1)
+        first = torch.where(x <= 0.5, lo, hi)     # f1 <= f2 exactly when x <= 1/2
+        return torch.stack([first * scale, lo + hi - first], 1)
+
+    def values_and_grads(self, theta, scale):
+        return self.values(theta, scale), _Bowls.values_and_grads(self, theta, scale)[1]
+
+
+def test_a_landscape_the_kernel_refuses_runs_eagerly_and_says_why():
+    sorted_bowls = landscapes.register(_SortedBowls(key="test_sorted_bowls", title="sorted bowls", n_tasks=2,
+                                                    bounds=((-3, 3), (-3, 3)), presets={}, floor=(-1.0, -1.0)))
+    kw = dict(methods=["ls", "samgs"], starts="1,2;-2,0.5;0.5,-1", steps=300, dtype="float64")
+    res = trajectories.simulate(sorted_bowls, **kw)
+    assert res.timings["backends"] == {"ls": "torch", "samgs": "torch"}
+    assert set(res.timings["kernel_fallbacks"]) == {"ls", "samgs"}
+    assert all("sort" in why for why in res.timings["kernel_fallbacks"].values())
+    plain = trajectories.simulate(BOWLS, **kw)       # same math, compiled: same paths
+    assert "kernel_fallbacks" not in plain.timings
+    np.testing.assert_allclose(res.positions, plain.positions, rtol=1e-12, atol=1e-12)
+
+
 def test_a_poisoned_run_is_frozen_and_spoils_nothing():
     """One setting's learning rate blows its runs up (SGD, lr 50: distances grow 99-fold a step); the other
     runs of the same batch are bit-identical to a clean batch, and the blown-up ones are frozen."""

@@ -57,6 +57,7 @@ class _Group:
     static: tuple
     rows: list            # result rows (variant indices) in this group
     variants: list
+    fallback: str = ""    # why the C kernel was not used (the group then ran in eager torch)
 
 
 def _dtype(name: str) -> torch.dtype:

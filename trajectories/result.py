@@ -77,9 +77,11 @@ class Result:
         for _, out, _ in group_outputs:
             names |= {k for k in out if not k.startswith("state.")}
         arrays = {}
-        backends = {}
+        backends, fallbacks = {}, {}
         for grp, out, backend in group_outputs:
             backends[grp.method.key] = backend
+            if getattr(grp, "fallback", ""):
+                fallbacks[grp.method.key] = grp.fallback
             for k, v in out.items():
                 if k not in arrays:
                     fill = np.nan if np.issubdtype(v.dtype, np.floating) else -1
@@ -107,6 +109,8 @@ class Result:
                          for m, v in enumerate(variants)])
         timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
                    "run_steps": int(steps_run) * M * S}
+        if fallbacks:   # methods the C kernel could not take (a user-defined Python landscape): why
+            timings["kernel_fallbacks"] = fallbacks
         return cls(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
                    record_steps=record_steps, positions=positions, losses=losses, final=final,
                    final_losses=final_losses, diverged_step=diverged, optimum_step=opt_step,
