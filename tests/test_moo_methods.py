@@ -197,13 +197,22 @@ def np_nash_dspace(G, iters=200, d0=None):
         s = G @ x
         return np.inf if s.min() <= 0 else 0.5 * x @ x - np.log(s).sum()
 
+    def gradient(x):
+        return x - G.T @ (1 / (G @ x))
+
     for _ in range(iters):
         s = G @ d
-        grad = d - G.T @ (1 / s)
+        grad = gradient(d)
         H = np.eye(len(d)) + G.T @ np.diag(1 / s ** 2) @ G
         step = -np.linalg.solve(H, grad)
         t = 1.0
-        while psi(d + t * step) > psi(d) + 0.25 * t * grad @ step and t > 1e-12:
+        while t > 1e-12:
+            x = d + t * step
+            if psi(x) <= psi(d) + 0.25 * t * grad @ step:
+                break
+            # near the optimum psi's decrease drowns in rounding; a finite point with a smaller gradient still counts
+            if np.isfinite(psi(x)) and np.linalg.norm(gradient(x)) < 0.5 * np.linalg.norm(grad):
+                break
             t *= 0.5
         d = d + t * step
     return 1 / (G @ d)

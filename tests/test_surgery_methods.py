@@ -492,7 +492,9 @@ def test_gradvac_general_k_vs_numpy(K):
     for b in range(B):
         want, wph = np_gradvac(G[b], phi0[b], 0.2, perms[b])
         np.testing.assert_allclose(gvec[b].sum(0).numpy(), want, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(ph[b].numpy(), wph, rtol=1e-12, atol=1e-12)
+        # the same tolerance as the direction: near phi = -1 a vaccinated gradient nearly cancels (|g| 1.8 -> 0.003
+        # in run 45), so last-bit differences in the norms (numpy's against torch's) grow to ~1e-12 in phi_hat
+        np.testing.assert_allclose(ph[b].numpy(), wph, rtol=1e-9, atol=1e-9)
 
 
 def test_gradvac_zero_target_is_pcgrad():
