@@ -80,7 +80,7 @@ class Result:
         backends, fallbacks = {}, {}
         for grp, out, backend in group_outputs:
             backends[grp.method.key] = backend
-            if getattr(grp, "fallback", ""):
+            if grp.fallback:
                 fallbacks[grp.method.key] = grp.fallback
             for k, v in out.items():
                 if k not in arrays:
