@@ -91,14 +91,16 @@ class _SortedBowls(_Bowls):
         return torch.stack([first * scale, lo + hi - first], 1)
 
     def values_and_grads(self, theta, scale):
-        return self.values(theta, scale), _Bowls.values_and_grads(self, theta, scale)[1]
+        return self.values(theta, scale), super().values_and_grads(theta, scale)[1]
+
+
+SORTED_BOWLS = landscapes.register(_SortedBowls(key="test_sorted_bowls", title="sorted bowls", n_tasks=2,
+                                                bounds=((-3, 3), (-3, 3)), presets={}, floor=(-1.0, -1.0)))
 
 
 def test_a_landscape_the_kernel_refuses_runs_eagerly_and_says_why():
-    sorted_bowls = landscapes.register(_SortedBowls(key="test_sorted_bowls", title="sorted bowls", n_tasks=2,
-                                                    bounds=((-3, 3), (-3, 3)), presets={}, floor=(-1.0, -1.0)))
     kw = dict(methods=["ls", "samgs"], starts="1,2;-2,0.5;0.5,-1", steps=300, dtype="float64")
-    res = trajectories.simulate(sorted_bowls, **kw)
+    res = trajectories.simulate(SORTED_BOWLS, **kw)
     assert res.timings["backends"] == {"ls": "torch", "samgs": "torch"}
     assert set(res.timings["kernel_fallbacks"]) == {"ls", "samgs"}
     assert all("sort" in why for why in res.timings["kernel_fallbacks"].values())

@@ -205,13 +205,15 @@ def np_nash_dspace(G, iters=200, d0=None):
         grad = gradient(d)
         H = np.eye(len(d)) + G.T @ np.diag(1 / s ** 2) @ G
         step = -np.linalg.solve(H, grad)
+        psi_d, slope, gnorm = psi(d), grad @ step, np.linalg.norm(grad)
         t = 1.0
         while t > 1e-12:
             x = d + t * step
-            if psi(x) <= psi(d) + 0.25 * t * grad @ step:
+            psi_x = psi(x)
+            if psi_x <= psi_d + 0.25 * t * slope:
                 break
             # near the optimum psi's decrease drowns in rounding; a finite point with a smaller gradient still counts
-            if np.isfinite(psi(x)) and np.linalg.norm(gradient(x)) < 0.5 * np.linalg.norm(grad):
+            if np.isfinite(psi_x) and np.linalg.norm(gradient(x)) < 0.5 * gnorm:
                 break
             t *= 0.5
         d = d + t * step
