@@ -54,7 +54,7 @@ def test_defaults_render_the_paper_view():
     assert cfg["pipeline"] == "reference" and cfg["optimizer"] == "adam" and cfg["lr"] == 1e-3
     assert cfg["steps"] / cfg["record_every"] <= 2000
     assert cfg["hparams"]["samgs"] == {"gamma": 0.1, "beta1": 0.9, "beta2": 0.99}   # the paper's one-optimum toy
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("bidi_component")) == 1          # the live map
     # SAM-GS's three sliders are the first controls of the sidebar
     assert [s.key for s in at.sidebar.slider][:3] == ["x.samgs.gamma", "x.samgs.beta1", "x.samgs.beta2"]
     assert dict(at.query_params) == {}        # the defaults need no URL parameters
@@ -174,7 +174,7 @@ def test_teaching_link_hides_the_controls():
     at = app(teach="1", **QUICK)
     assert_clean(at)
     assert len(at.sidebar.slider) == 0 and len(at.sidebar.multiselect) == 0
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("bidi_component")) == 1
     assert at.query_params["teach"] == "1"
 
 
@@ -189,7 +189,7 @@ def test_malformed_query_parameters_are_named_and_replaced_by_defaults():
     cfg = config(at)
     assert cfg["lr"] == 1e-3 and cfg["steps"] == 20000 and cfg["landscape"] == "one_optimum"
     assert cfg["hparams"]["samgs"]["gamma"] == 0.1
-    assert len(at.get("plotly_chart")) == 1          # the page still works
+    assert len(at.get("bidi_component")) == 1        # the page still works
 
 
 def test_a_grid_too_large_is_refused_with_a_message():
