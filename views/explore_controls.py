@@ -225,23 +225,23 @@ def _starts(sb, state: dict, land) -> None:
 
 
 def share_box(slot, state: dict) -> None:
-    """The page's address as an absolute link, and its teaching (presentation) link."""
+    """The page's address as an absolute link, and its teaching (presentation) link. Plain text fields, not
+    ``st.code``: a code block makes every new browser download a 1.5 MB syntax highlighter."""
     if slot is None:
         return
     base = (st.context.url or "").split("?")[0]
     if base.count("/") == 2:            # "http://host:port": the app's root needs its slash
         base += "/"
     params = model.url_params(state)
-    qs = common.query_string(params)
-    teach = common.query_string({**params, "teach": "1"})
+    link = base + ("?" + common.query_string(params) if params else "")
+    teach = base + "?" + common.query_string({**params, "teach": "1"})
     with slot:
         st.subheader("Share")
-        st.caption("Every control is in the page's address; this link reopens exactly this view:")
-        st.code(base + ("?" + qs if qs else ""), language=None, wrap_lines=True)
-        st.caption("A teaching link opens the same view in presentation mode (no controls; add `&knobs=gamma` to "
-                   "keep SAM-GS's γ slider on screen):")
-        st.code(base + "?" + teach, language=None, wrap_lines=True)
-        st.link_button("Open the teaching link", base + "?" + teach)
+        st.session_state["x.share.link"] = link          # shown, never read back: always the current view
+        st.text_input("This view (every control is in the address)", key="x.share.link")
+        st.session_state["x.share.teach"] = teach
+        st.text_input("Teaching link: presentation mode; add &knobs=gamma to keep γ on screen", key="x.share.teach")
+        st.link_button("Open the teaching link", teach)
 
 
 def forget_start_widgets() -> None:

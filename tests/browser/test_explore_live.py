@@ -107,7 +107,9 @@ def test_the_pareto_set_is_drawn_as_a_few_long_pieces(page, server, query):
 
 # -- bug 3 and 4: the address is the state; Back and Forward ------------------------------------------------
 def _share_links(page):
-    return page.locator('[data-testid="stSidebar"] [data-testid="stCode"] code').all_text_contents()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    return [sidebar.get_by_label("This view", exact=False).input_value(),
+            sidebar.get_by_label("Teaching link", exact=False).input_value()]
 
 
 def test_after_each_interaction_the_address_and_the_share_box_equal_the_state(page, server):
