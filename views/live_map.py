@@ -6,11 +6,9 @@ pieces this browser does not hold yet (figures/live.py), animates in the browser
 across runs. It is still a Plotly chart (``.js-plotly-plot``): the toolbar, the camera export and the tests work
 on it as before.
 
-Files: the frontend is ``static/gradscape/live_map.js`` (ours) and Plotly.js from the installed plotly package,
-gzipped once into ``static/vendor/plotly.min.js.gz`` (not committed; :func:`ensure_assets` does it). Streamlit serves
-``static/`` because ``.streamlit/config.toml`` turns on static serving. Served as ``application/gzip``, the file is
-sent as it is (1.5 MB) — a plain ``.js`` would be gzipped again by the server for every new browser, 0.14 s of CPU
-each — and the browser inflates it (``DecompressionStream``). The component itself is a tiny inline loader.
+Files: the frontend is ``static/gradscape/live_map.js`` (ours) and Plotly.js from the installed plotly package
+(views/assets.py), both served by Streamlit's static file serving (``.streamlit/config.toml``). The component
+itself is a tiny inline loader of the frontend.
 
 Per session, ``st.session_state[f"{key}.sent"]`` holds the pieces already sent to this browser. A browser that
 lost one (its cache evicted it) sends a "missing" event and gets everything again; a click on the map sends a
@@ -18,37 +16,14 @@ lost one (its cache evicted it) sends a "missing" event and gets everything agai
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import os
-import shutil
-from pathlib import Path
 
-import plotly
 import streamlit as st
 
 from figures import live
+from views import assets
 
-ROOT = Path(__file__).resolve().parents[1]
-STATIC = ROOT / "static"
-FRONTEND = STATIC / "gradscape" / "live_map.js"
-PLOTLY_GZ = STATIC / "vendor" / "plotly.min.js.gz"
-
-
-def ensure_assets() -> None:
-    """Gzip Plotly.js from the installed plotly package next to our frontend (once per install or upgrade: the
-    archive's name records the source's size and time)."""
-    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    stamp = f"{src.stat().st_size}-{int(src.stat().st_mtime)}"
-    mark = PLOTLY_GZ.with_suffix(".stamp")
-    if PLOTLY_GZ.exists() and mark.exists() and mark.read_text() == stamp:
-        return
-    PLOTLY_GZ.parent.mkdir(parents=True, exist_ok=True)
-    tmp = PLOTLY_GZ.with_name(PLOTLY_GZ.name + f".{os.getpid()}.tmp")
-    with open(src, "rb") as f_in, gzip.GzipFile(tmp, "wb", compresslevel=9, mtime=0) as f_out:
-        shutil.copyfileobj(f_in, f_out)
-    tmp.replace(PLOTLY_GZ)
-    mark.write_text(stamp)
+FRONTEND = assets.STATIC / "gradscape" / "live_map.js"
 
 
 def _loader() -> str:
@@ -63,7 +38,7 @@ def _loader() -> str:
             "}\n")
 
 
-ensure_assets()
+assets.ensure_assets()
 _COMPONENT = st.components.v2.component("gradscape_live_map", js=_loader(), isolate_styles=False)
 
 
