@@ -274,3 +274,91 @@ def test_overlong_url_parameters_are_refused_and_not_echoed_in_full():
     msgs = [w for w in texts(at.warning) if "starts" in w]
     assert msgs and "too long" in msgs[0] and len(msgs[0]) < 400
     assert config(at)["starts_spec"] == "paper"
+
+
+# -- the live map, presentation mode, the address ------------------------------------------------------------
+def live_frame(at) -> tuple[dict, dict]:
+    """The live map's last frame as the browser receives it: (header, pieces sent in it)."""
+    from figures import live
+    store = {}
+    return live.decode(at.get("bidi_component")[0].proto.bytes, store), store
+
+
+def test_a_gamma_move_sends_only_samgs_paths():
+    at = app(steps="2000", methods="samgs,ls,famo")
+    first, sent_first = live_frame(at)
+    at.slider(key="x.samgs.gamma").set_value(0.9).run()
+    header, sent = live_frame(at)
+    traces = {t.get("name"): t for t in header["figure"]["data"]}
+    before = {t.get("name"): t for t in first["figure"]["data"]}
+    assert traces["SAM-GS"]["x"]["$p"] != before["SAM-GS"]["x"]["$p"]      # γ = 0.9 changes SAM-GS's paths
+    samgs_refs = {traces["SAM-GS"]["x"]["$p"], traces["SAM-GS"]["y"]["$p"]}
+    assert samgs_refs <= set(sent)                              # the moved method's paths travel
+    for name in ("LS", "FAMO"):                                 # the others' do not, nor does the contour
+        assert traces[name]["x"]["$p"] not in sent and traces[name]["x"]["$p"] in sent_first
+    assert header["figure"]["data"][0]["z"]["$p"] not in sent
+    assert len(at.get("bidi_component")[0].proto.bytes) < 200_000
+
+
+def test_every_run_draws_the_same_paths_as_one_engine_call():
+    import trajectories
+    at = app(**QUICK)
+    shown = at.session_state["explore.last"][0]
+    direct = trajectories.run(trajectories.Config.from_dict(config(at)))
+    assert shown.labels == direct.labels
+    assert np.array_equal(shown.positions, direct.positions) and np.array_equal(shown.final, direct.final)
+    assert (shown.status == direct.status).all()
+
+
+def test_presentation_mode_keeps_the_named_knobs_and_states_the_settings():
+    at = app(teach="1", knobs="gamma,lr", **QUICK)
+    assert_clean(at)
+    assert [s.key for s in at.main.slider] == ["x.samgs.gamma"] and len(at.sidebar.slider) == 0
+    assert [s.key for s in at.main.select_slider] == ["x.lr"]
+    line = " ".join(c.value for c in at.caption)
+    assert "SAM-GS" in line and "γ 0.1" in line and "300 steps" in line and "reference pipeline" in line
+    assert not [b for b in at.get("download_button")]          # no download row
+    at.slider(key="x.samgs.gamma").set_value(0.5).run()
+    assert config(at)["hparams"]["samgs"]["gamma"] == 0.5 and at.query_params["knobs"] == "gamma,lr"
+
+
+def test_an_unknown_knob_is_named_and_ignored():
+    at = app(teach="1", knobs="gamma,warp", **QUICK)
+    assert not at.exception
+    assert any("`knobs" in w and "warp" in w for w in texts(at.warning))
+    assert len(at.main.slider) == 0                            # the whole parameter falls back to no knobs
+
+
+def test_a_changed_address_is_read_again():
+    at = app(**QUICK)
+    at.slider(key="x.samgs.gamma").set_value(0.3).run()
+    at.query_params["samgs.gamma"] = "0.2"                      # what Back or a pasted link does
+    at.query_params["view"] = "table"
+    at.run()
+    assert_clean(at)
+    assert config(at)["hparams"]["samgs"]["gamma"] == 0.2
+    assert at.slider(key="x.samgs.gamma").value == 0.2          # the widget follows
+    assert at.radio(key="x.view").value == "table" and len(at.dataframe) == 2
+
+
+def _array(v) -> np.ndarray:
+    """A figure array from Plotly's JSON: a list, or a typed array {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v.get("shape", a.size)).split(",")])
+    return np.array(v)
+
+
+def test_the_outcome_view_draws_a_basin_map_per_method_for_grid_starts():
+    import json
+    at = app(starts="grid:4", view="outcomes", **QUICK)
+    assert_clean(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    heatmaps = [t for t in fig["data"] if t["type"] == "heatmap"]
+    assert len(heatmaps) == 3                                   # one panel per method, a cell per start
+    assert all(_array(t["z"]).shape == (4, 4) for t in heatmaps)
+    res = at.session_state["explore.last"][0]
+    m = res.labels.index("LS")
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert any(t.startswith("LS") and f"optimum {(res.optimum_index[m] >= 0).mean():.0%}" in t for t in titles)
