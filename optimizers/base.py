@@ -2,7 +2,8 @@
 
 A method is a pair of pure functions over a batch of ``B`` independent runs (optax style):
 
-* ``init(B, K, D, hp, *, dtype, device) -> state``: a dict of tensors, each with a leading ``B``.
+* ``init(B, K, D, hp, *, dtype, device) -> state``: a dict of tensors, each with a leading ``B``. A stateless
+  method leaves ``init`` out: the default, :func:`no_state`, returns ``{}`` (optax's ``stateless``).
 * ``step(G, L, state, hp, ctx) -> (d, state, aux)``:
   ``G[B, K, D]`` per-task gradients, ``L[B, K]`` task losses, ``d[B, D]`` the aggregated direction
   (the method's *native* output, before the pipeline's post-processing), ``aux`` a dict of per-run
@@ -76,15 +77,22 @@ class Post:
     clip: bool = False         # clip1: d * min(1, 1 / (|d| + 1e-6)), torch's clip_grad_norm_(max_norm=1)
 
 
+def no_state(B, K, D, hp, *, dtype, device) -> dict:
+    """The state of a stateless method: nothing (the default ``Method.init``)."""
+    return {}
+
+
 @dataclass(frozen=True)
 class Method:
+    """One method: its metadata, its pure ``init`` / ``step`` pair and how each pipeline post-processes d."""
+
     key: str
     name: str
     family: str
     paper: str
     summary: str
-    init: Callable
     step: Callable
+    init: Callable = no_state
     hparams: tuple[HParam, ...] = ()
     reference: Post = Post()
     clean: Post = Post()

@@ -15,7 +15,8 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 import optimizers
-from optimizers import alignedmtl, dualproj, imtlg, linalg, upgrad
+from optimizers import linalg, shared
+from optimizers.methods import alignedmtl, dualproj, imtlg, upgrad
 from optimizers.base import Context, clip1
 
 KEYS = ("imtlg", "alignedmtl", "upgrad", "dualproj")
@@ -522,7 +523,7 @@ def test_k2_general_paths_match_closed_forms():
     G[30:35, 0] = 0.0
     for key, mod in (("upgrad", upgrad), ("dualproj", dualproj)):
         hp = hp_tensors(optimizers.get(key), len(G), G.dtype)
-        H = upgrad.normalized_gram(G, hp["norm_eps"], hp["reg_eps"])
+        H = shared.normalized_gram(G, hp["norm_eps"], hp["reg_eps"])
         closed = mod.weights(H)
         if key == "upgrad":
             general = linalg.box_qp(H, torch.eye(2, dtype=G.dtype).expand(len(G), 2, 2) / 2).sum(1)

@@ -1,4 +1,5 @@
-"""PCGrad, GradDrop, GradVac, ConFIG, MSI / POMSI / POMSI-static (optimizers/{pcgrad,graddrop,gradvac,config,msi}.py).
+"""PCGrad, GradDrop, GradVac, ConFIG, MSI / POMSI / POMSI-static (optimizers/methods/{pcgrad,graddrop,gradvac,
+config,msi}.py; the projections in optimizers/shared.py).
 
 Expected values come from methods-spec.md §9 (T1-T5), from the spec's formulas, or from the independent
 float64 numpy implementations below (plain loops, np.linalg.pinv), never from the code under test.
@@ -12,11 +13,12 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 import optimizers
-from optimizers import config as cfg
-from optimizers import graddrop as gd
-from optimizers import gradvac as gv
-from optimizers import msi as msi_mod
-from optimizers import pcgrad as pc
+from optimizers import shared
+from optimizers.methods import config as cfg
+from optimizers.methods import graddrop as gd
+from optimizers.methods import gradvac as gv
+from optimizers.methods import msi as msi_mod
+from optimizers.methods import pcgrad as pc
 from optimizers.base import Context, clip1, combine
 
 DTYPES = (torch.float32, torch.float64)
@@ -288,7 +290,7 @@ def test_visit_ranks_matches_stable_argsort():
     rng = np.random.default_rng(0)
     for K in (2, 3, 4, 5):
         u = np.floor(rng.random((200, K, K)) * 3) / 3          # many ties
-        r = pc.visit_ranks(torch.tensor(u)).numpy()
+        r = shared.visit_ranks(torch.tensor(u)).numpy()
         want = np.argsort(np.argsort(u, axis=-1, kind="stable"), axis=-1, kind="stable")
         np.testing.assert_array_equal(r, want)
 
@@ -301,7 +303,7 @@ def test_pcgrad_explicit_orders_vs_numpy(K):
     perms = np.stack([np.stack([rng.permutation(K) for _ in range(K)]) for _ in range(B)])   # orders
     ranks = np.argsort(perms, axis=-1)                                                        # inverse
     for include_self, faithful in ((False, False), (True, True), (True, False)):
-        gpc, W = pc.project(torch.tensor(G), torch.tensor(ranks, dtype=torch.float64),
+        gpc, W = shared.project(torch.tensor(G), torch.tensor(ranks, dtype=torch.float64),
                             include_self=include_self, faithful=faithful)
         for b in range(B):
             want = np_pcgrad(G[b], perms[b], include_self)
@@ -318,7 +320,7 @@ def test_pcgrad_self_visit_can_matter_for_k3():
         b = np_pcgrad(G, [order] * 3, False)
         hits += not np.allclose(a, b)
         ranks = torch.tensor(np.argsort([order] * 3, axis=-1), dtype=torch.float64)[None]
-        np.testing.assert_allclose(pc.project(torch.tensor(G)[None], ranks, include_self=True)[0][0].numpy(), a,
+        np.testing.assert_allclose(shared.project(torch.tensor(G)[None], ranks, include_self=True)[0][0].numpy(), a,
                                    atol=1e-12)
     assert hits > 0
 
@@ -328,12 +330,12 @@ def test_pcgrad_k2_general_equals_closed_form():
     G = rng.normal(size=(500, 2, 2))
     G = np.concatenate([G, np.array([EDGE[n] for n in EDGE])])
     Gt = torch.tensor(G)
-    closed, Wc = pc.project_pair(Gt)
+    closed, Wc = shared.project_pair(Gt)
     for order in ((0, 1), (1, 0)):
         ranks = torch.tensor(np.argsort(np.array([order, order]), axis=-1), dtype=torch.float64)
         ranks = ranks.expand(len(G), 2, 2)
         for include_self in (False, True):
-            gpc, W = pc.project(Gt, ranks, include_self=include_self)
+            gpc, W = shared.project(Gt, ranks, include_self=include_self)
             torch.testing.assert_close(gpc, closed, rtol=1e-12, atol=1e-12)
             torch.testing.assert_close(W, Wc, rtol=1e-12, atol=1e-12)
     # the spec's closed form d = (1 - c/a) g1 + (1 - c/b) g2 when c < 0
@@ -506,7 +508,7 @@ def test_gradvac_zero_target_is_pcgrad():
         ranks = torch.tensor(np.argsort(perms, axis=-1), dtype=torch.float64)
         gvec, _, _ = gv.vaccinate(G, torch.zeros(B, K, K, dtype=torch.float64),
                                   torch.zeros(B, dtype=torch.float64), ranks)
-        gpc, _ = pc.project(G, ranks)
+        gpc, _ = shared.project(G, ranks)
         torch.testing.assert_close(gvec, gpc, rtol=1e-6, atol=1e-6)
 
 

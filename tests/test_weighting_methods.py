@@ -106,7 +106,7 @@ def test_registered_with_family_and_docs(key):
     assert m.family == "loss weighting"
     assert set(m.pipelines) == set(PIPES)
     assert m.paper and m.summary
-    mod = __import__(f"optimizers.{key}", fromlist=["x"])
+    mod = __import__(f"optimizers.methods.{key}", fromlist=["x"])
     assert "reference" in mod.__doc__ and "clean" in mod.__doc__
     # loss-weighting methods: no x K and no effective clip in either pipeline (methods-spec.md §1.1)
     assert m.reference == Post() and m.clean == Post()
