@@ -82,9 +82,16 @@ def no_state(B, K, D, hp, *, dtype, device) -> dict:
     return {}
 
 
+BUILT_IN = "built-in"
+
+
 @dataclass(frozen=True)
 class Method:
-    """One method: its metadata, its pure ``init`` / ``step`` pair and how each pipeline post-processes d."""
+    """One method: its metadata, its pure ``init`` / ``step`` pair and how each pipeline post-processes d.
+
+    ``origin`` is ``"built-in"`` for the modules of ``optimizers/methods/``; a method loaded from a file or an
+    entry point (``optimizers/plugins.py``) carries where it came from, and a ``colour`` for the figures.
+    """
 
     key: str
     name: str
@@ -104,6 +111,17 @@ class Method:
     # the landscape's one-pass vector-Jacobian product with aux["weights"] (the same vector up to rounding)
     reference_vjp: bool = False
     pipelines: dict = field(default_factory=dict)  # pipeline -> one line on what it does
+    origin: str = BUILT_IN                 # or the file / entry point a plugin was loaded from
+    colour: str | None = None              # "#rrggbb"; built-ins take theirs from figures/style.py
+
+    @property
+    def plugin(self) -> bool:
+        return self.origin != BUILT_IN
+
+    @property
+    def label(self) -> str:
+        """The name a page lists the method under (a plugin says so)."""
+        return f"{self.name} (local plugin)" if self.plugin else self.name
 
     def post(self, pipeline: str) -> Post:
         if pipeline not in PIPELINES:
