@@ -6,7 +6,11 @@ The layout answers "is this module a method?": ``optimizers/methods/`` holds one
 ``METHODS``, a tuple of :class:`~optimizers.base.Method`), and every module there is registered. The modules
 beside it are what methods are built from: ``base`` (the contract and one-line helpers), ``shared`` (pieces
 several methods use), ``linalg`` and ``solvers`` (traceable small solvers), ``rng`` (counter-based random
-numbers) and ``outer`` (Adam / SGD).
+numbers), ``outer`` (Adam / SGD), ``contract`` (the contract's checks) and ``plugins`` (methods from elsewhere).
+
+Plugins join the registry too: files named by ``python -m trajectories run|bench --method-file PATH`` or by
+``GRADSCAPE_METHODS``, and installed packages' entry points of group ``gradscape.methods``
+(``optimizers/plugins.py``). They follow the built-ins in every listing and carry ``origin`` and ``colour``.
 """
 from __future__ import annotations
 
@@ -20,10 +24,11 @@ ORDER = ("ls scaleinvls rlw dwa uw famo gradnorm mgda pcgrad graddrop gradvac ca
          "alignedmtl upgrad dualproj config msi pomsi pomsi_static samgs").split()
 
 _BUILT_IN: dict[str, Method] = {}
+_MERGED: tuple = (None, {})          # (plugins.generation(), built-ins followed by plugins)
 
 
 def built_in() -> dict[str, Method]:
-    """The methods of ``optimizers/methods/``, in display order."""
+    """The methods of ``optimizers/methods/``, in display order (plugins excluded)."""
     if not _BUILT_IN:
         package = importlib.import_module(f"{__name__}.methods")
         found = {}
@@ -41,7 +46,13 @@ def built_in() -> dict[str, Method]:
 
 
 def _load() -> dict[str, Method]:
-    return built_in()
+    global _MERGED
+    from . import plugins
+    plugins.sync()                    # entry points once per process; GRADSCAPE_METHODS whenever it changes
+    gen = plugins.generation()
+    if _MERGED[0] != gen:
+        _MERGED = (gen, {**built_in(), **plugins.registered()})
+    return _MERGED[1]
 
 
 def names() -> list[str]:
@@ -60,3 +71,11 @@ def by_family() -> dict[str, list[str]]:
     for k, m in _load().items():
         out[m.family].append(k)
     return out
+
+
+def load_errors() -> list[str]:
+    """Why a method named by ``GRADSCAPE_METHODS`` or an entry point could not be loaded (one line each); the
+    pages show these, and every other method keeps working."""
+    from . import plugins
+    plugins.sync()
+    return plugins.errors()

@@ -189,7 +189,7 @@ def test_the_registry_is_every_module_of_optimizers_methods_and_nothing_else():
             found[m.key] = m
     helpers = _modules("optimizers")
     assert {m.__name__.rsplit(".", 1)[1] for m in helpers} >= {"base", "linalg", "solvers", "rng", "outer",
-                                                                "shared", "contract"}
+                                                                "shared", "contract", "plugins"}
     assert not any(hasattr(m, "METHODS") for m in helpers)
     assert set(found) == set(optimizers.built_in()) and len(found) == 22
     assert all(not m.plugin and m.origin == "built-in" for m in optimizers.built_in().values())

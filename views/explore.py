@@ -19,6 +19,7 @@ if "trajectories" not in sys.modules:
         import trajectories  # noqa: F401
 _boot.empty()
 
+import optimizers  # noqa: E402
 from figures import browser  # noqa: E402
 from figures.style import Style  # noqa: E402
 from views import common  # noqa: E402
@@ -190,7 +191,7 @@ def downloads(result, cfg):
 
 def main():
     state, problems = model.page_state()
-    for p in problems:
+    for p in problems + optimizers.load_errors():      # load errors: a GRADSCAPE_METHODS file that broke a rule
         st.warning(p)
     for note in st.session_state.pop("explore.notes", []):
         st.info(note)
@@ -218,6 +219,8 @@ def main():
             st.caption(f"{M} method(s) × {S} start(s) × {cfg.steps:,} steps: engine {result.timings['wall_s']:.2f} s "
                        f"(page call {took:.2f} s, cached when revisited); paths recorded every {cfg.record_every} "
                        f"steps, drawn decimated.")
+            for key, why in result.timings.get("kernel_fallbacks", {}).items():
+                st.caption(f"{optimizers.get(key).label}: {why}.")
             report_divergence(result, state)
     if result is None and "explore.last" in st.session_state:
         result, cfg = st.session_state["explore.last"]
