@@ -53,10 +53,23 @@ class Style:
 
 
 def colour(method: str, index: int = 0) -> str:
+    """A method's colour: a built-in's from METHOD_COLOURS, a plugin's own (``Method.colour``, which the loader
+    fills in when the plugin names none), else one of the palette by the row ``index``."""
     if method in METHOD_COLOURS:
         return METHOD_COLOURS[method]
+    own = _plugin_colour(method)
+    if own:
+        return own
     pal = OKABE_ITO + TOL_MUTED
     return pal[index % len(pal)]
+
+
+def _plugin_colour(method: str) -> str | None:
+    import optimizers
+    try:
+        return optimizers.get(method).colour
+    except ValueError:          # not registered in this process (e.g. a saved Result of a plugin)
+        return None
 
 
 def variant_style(variants: list[dict]) -> list[tuple[str, str]]:

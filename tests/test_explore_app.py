@@ -7,6 +7,7 @@ the page's config is read from ``st.session_state["explore.config"]`` (``Config.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 import landscapes
 import optimizers
+
+from plugin_examples import RIDGE_SOLVE, UNIT_MOMENTUM
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300          # the first run in a process imports torch and may build kernels
@@ -362,3 +365,47 @@ def test_the_outcome_view_draws_a_basin_map_per_method_for_grid_starts():
     m = res.labels.index("LS")
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     assert any(t.startswith("LS") and f"optimum {(res.optimum_index[m] >= 0).mean():.0%}" in t for t in titles)
+
+
+# -- methods of your own: only from the server's environment, never from a link ----------------------
+def test_methods_named_by_gradscape_methods_are_listed_with_their_sliders_and_run(tmp_path, monkeypatch):
+    a, b = tmp_path / "unit_momentum.py", tmp_path / "ridge.py"
+    a.write_text(UNIT_MOMENTUM)
+    b.write_text(RIDGE_SOLVE)
+    monkeypatch.setenv("GRADSCAPE_METHODS", f"{a}{os.pathsep}{b}")
+    at = app(steps="300", methods="samgs,unitmomentum,ridgesolve")
+    assert_clean(at)
+    assert config(at)["methods"] == ["samgs", "unitmomentum", "ridgesolve"]
+    assert "Unit momentum (local plugin)" in at.multiselect(key="x.methods.similarity-aware").options
+    assert "Ridge solve (local plugin)" in at.multiselect(key="x.methods.game-theoretic").options
+    at.slider(key="x.unitmomentum.beta").set_value(0.5).run()        # a slider from the plugin's HParam
+    assert_clean(at)
+    assert config(at)["hparams"]["unitmomentum"] == {"beta": 0.5}
+    assert at.query_params["unitmomentum.beta"] == "0.5"
+    why = [c for c in texts(at.caption) if c.startswith("Ridge solve (local plugin): ")]
+    assert why and "torch.linalg" in why[0] and "eager torch" in why[0]
+    res = at.session_state["explore.last"][0]
+    assert res.timings["backends"] == {"samgs": "c", "unitmomentum": "c", "ridgesolve": "torch"}
+    assert optimizers.get("unitmomentum").colour in at.get("plotly_chart")[0].proto.spec
+
+
+def test_a_broken_method_file_is_reported_on_the_page_and_every_other_method_works(tmp_path, monkeypatch):
+    bad = tmp_path / "rolled.py"
+    bad.write_text(UNIT_MOMENTUM.replace("return m, {", "return torch.roll(m, 1, 0), {"))
+    monkeypatch.setenv("GRADSCAPE_METHODS", str(bad))
+    at = app(**QUICK)
+    assert not at.exception and not at.error
+    assert any("GRADSCAPE_METHODS" in w and "rows independent" in w for w in texts(at.warning))
+    assert set(config(at)["methods"]) == {"samgs", "ls", "famo"}
+
+
+def test_a_link_naming_a_method_file_loads_nothing_and_gets_the_unknown_method_message(tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').close()\nMETHODS = ()\n")
+    at = app(steps="300", methods=str(evil), **{"method-file": str(evil), "GRADSCAPE_METHODS": str(evil)})
+    assert not at.exception
+    warnings = texts(at.warning)
+    assert any(w.startswith("URL parameter `methods=") and f"unknown method(s) '{evil}'" in w for w in warnings)
+    assert not marker.exists()
+    assert not any(optimizers.get(k).plugin for k in optimizers.names())

@@ -34,6 +34,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 import optimizers
+from optimizers import contract
 from optimizers import outer as outer_mod
 from optimizers import rng
 from optimizers.base import Context, clip1, norms
@@ -188,8 +189,16 @@ _KLOCK = threading.Lock()
 
 
 def _kernel_key(cfg, land, method, static, record_names):
-    return (land.key, cfg.landscape_spec, method.key, static, land.n_tasks, cfg.pipeline, cfg.optimizer,
-            cfg.dtype, tuple(record_names))
+    # the step's module too: two plugin files may use one key (each file has a module name of its own)
+    return (land.key, cfg.landscape_spec, method.key, method.step.__module__, static, land.n_tasks, cfg.pipeline,
+            cfg.optimizer, cfg.dtype, tuple(record_names))
+
+
+def _fallback_reason(e: Exception) -> str:
+    """Why a group runs in eager torch, in words a page can show: the kernel's refusal and what it means."""
+    text = str(e).strip()
+    why = contract.explain(text)
+    return f"the C kernel cannot take this step ({text}{'; ' + why if why else ''}), so it ran in eager torch"
 
 
 def available_backends() -> list[str]:
@@ -290,7 +299,7 @@ def run(cfg: Config, *, landscape=None, backend="auto", threads=None, progress=N
                         _KERNELS[kkey] = comp
                 except (kernel_mod.Unsupported, kernel_mod.CompilerMissing) as e:
                     comp, chosen = None, "torch"
-                    grp.fallback = str(e)
+                    grp.fallback = _fallback_reason(e)
         if comp is None:
             comp = _Compiled(step, state, params, chosen)
         jobs.append((grp, comp, state, params, chosen))

@@ -109,7 +109,7 @@ class Result:
                          for m, v in enumerate(variants)])
         timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
                    "run_steps": int(steps_run) * M * S}
-        if fallbacks:   # methods the C kernel could not take (a user-defined Python landscape): why
+        if fallbacks:   # groups the C kernel could not take (a Python landscape, a plugin method): why
             timings["kernel_fallbacks"] = fallbacks
         return cls(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
                    record_steps=record_steps, positions=positions, losses=losses, final=final,

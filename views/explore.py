@@ -18,6 +18,7 @@ if "trajectories" not in sys.modules:
         import trajectories  # noqa: F401
 _boot.empty()
 
+import optimizers  # noqa: E402
 from figures import benchmark as bench_figs  # noqa: E402
 from figures import browser  # noqa: E402
 from figures.style import Style  # noqa: E402
@@ -237,7 +238,7 @@ def show_view(view, result, state, presenting):
 def main():
     state, problems = model.page_state()
     presenting = bool(state["teach"])
-    for p in problems:
+    for p in problems + optimizers.load_errors():      # load errors: a GRADSCAPE_METHODS file that broke a rule
         st.warning(p)
     for note in st.session_state.pop("explore.notes", []):
         st.info(note)
@@ -272,7 +273,8 @@ def main():
             st.caption(f"{M} method(s) × {S} start(s) × {cfg.steps:,} steps: engine {result.timings['wall_s']:.2f} s "
                        f"(each method cached once computed); paths recorded every {cfg.record_every} steps, drawn "
                        f"decimated.")
-        if not presenting:
+            for key, why in result.timings.get("kernel_fallbacks", {}).items():
+                st.caption(f"{optimizers.get(key).label}: {why}.")
             report_divergence(result, state, presenting)
     elif "explore.last" in st.session_state:
         result, cfg = st.session_state["explore.last"]

@@ -156,7 +156,7 @@ def _methods(sb, state: dict) -> None:
             continue
         wk = _wk(f"methods.{fam}")
         common.seed(wk, [k for k in keys if k in chosen])
-        sb.multiselect(fam.capitalize(), keys, key=wk, format_func=lambda k: optimizers.get(k).name)
+        sb.multiselect(fam.capitalize(), keys, key=wk, format_func=lambda k: optimizers.get(k).label)
     chosen = set()
     for fam in optimizers.FAMILIES:
         chosen |= set(st.session_state.get(_wk(f"methods.{fam}"), []) or [])
