@@ -386,7 +386,9 @@ def test_methods_named_by_gradscape_methods_are_listed_with_their_sliders_and_ru
     assert why and "torch.linalg" in why[0] and "eager torch" in why[0]
     res = at.session_state["explore.last"][0]
     assert res.timings["backends"] == {"samgs": "c", "unitmomentum": "c", "ridgesolve": "torch"}
-    assert optimizers.get("unitmomentum").colour in at.get("plotly_chart")[0].proto.spec
+    header, _ = live_frame(at)
+    path = next(t for t in header["figure"]["data"] if t.get("name") == "Unit momentum")
+    assert path["line"]["color"] == optimizers.get("unitmomentum").colour
 
 
 def test_a_broken_method_file_is_reported_on_the_page_and_every_other_method_works(tmp_path, monkeypatch):
