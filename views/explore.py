@@ -100,6 +100,7 @@ def _on_map_click() -> None:
         spec, note = state["starts"], f"Cannot edit the start points: {e}"
     state["starts"] = spec
     st.session_state["explore.toast"] = note
+    st.session_state["explore.full_rerun"] = True       # the sidebar's start fields show the new starts
     controls.forget_start_widgets()
 
 
@@ -242,20 +243,35 @@ def main():
         st.warning(p)
     for note in st.session_state.pop("explore.notes", []):
         st.info(note)
-    toast = st.session_state.pop("explore.toast", None)
-    if toast:
-        st.toast(toast)
-    share = None
     if presenting:      # the figure above the fold: no app header, less space above the content
         st.html("<style>[data-testid='stHeader']{display:none}"
                 "[data-testid='stMainBlockContainer']{padding-top:1rem;padding-bottom:1rem}</style>")
-        controls.knobs(state)
     else:
         st.title("Explore")
         st.caption("Every gradient-aggregation method from every start point, on an analytic two-parameter "
                    "landscape.")
-        share = controls.sidebar(state)
-        _radio("View", model.VIEWS, "view", state, label_visibility="collapsed")
+        controls.sidebar(state)
+    live_area()
+
+
+@st.fragment
+def live_area():
+    """Everything below the sidebar. A fragment: a control in here (SAM-GS's sliders, the view, a click on the
+    map) reruns only this part, so the browser redraws a handful of elements instead of the whole page."""
+    state = st.session_state[model.STATE_KEY]
+    if st.session_state.pop("explore.full_rerun", False):      # a change the sidebar must show too
+        st.rerun()
+    toast = st.session_state.pop("explore.toast", None)
+    if toast:
+        st.toast(toast)
+    presenting = bool(state["teach"])
+    if presenting:
+        controls.knobs(state)
+    else:
+        controls.samgs_row(state)
+        top = st.columns([5, 1])
+        _radio("View", model.VIEWS, "view", state, top[0], label_visibility="collapsed")
+        share = top[1].popover("Share", icon=":material/link:", width="stretch")
     view = state["view"]
     try:
         cfg = model.build_config(state)

@@ -107,9 +107,12 @@ def test_the_pareto_set_is_drawn_as_a_few_long_pieces(page, server, query):
 
 # -- bug 3 and 4: the address is the state; Back and Forward ------------------------------------------------
 def _share_links(page):
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    return [sidebar.get_by_label("This view", exact=False).input_value(),
-            sidebar.get_by_label("Teaching link", exact=False).input_value()]
+    page.get_by_test_id("stPopoverButton").filter(has_text="Share").click()
+    box = page.locator('[data-testid="stPopoverBody"]')
+    links = [box.get_by_label("This view", exact=False).input_value(),
+             box.get_by_label("Teaching link", exact=False).input_value()]
+    page.keyboard.press("Escape")
+    return links
 
 
 def test_after_each_interaction_the_address_and_the_share_box_equal_the_state(page, server):
@@ -193,6 +196,8 @@ def test_legend_isolation_survives_a_gamma_move(page, server):
 
 def test_the_camera_exports_the_map_without_the_playback_controls(page, server):
     open_map(page, server, QUICK)
+    buttons = page.evaluate("() => [...document.querySelectorAll('.gs-live .modebar-btn')].map(b => b.dataset.title)")
+    assert "Download plot as a PNG" in buttons and "Share chart..." not in buttons      # nothing leaves the app
     layout = page.evaluate("() => { const l = document.querySelector('.gs-live .js-plotly-plot').layout;"
                            " return [l.updatemenus || null, l.sliders || null, l.height]; }")
     assert layout[:2] == [None, None]                                       # the controls are not in the figure
