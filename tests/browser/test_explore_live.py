@@ -282,3 +282,19 @@ def test_a_click_adds_a_start_where_it_lands(page, server):
     starts = np.array(page.evaluate("() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData"
                                     ".find(t => t.name === 'start'); return [Array.from(t.x), Array.from(t.y)]; }")).T
     assert len(starts) == 8 and np.hypot(*(starts[-1] - [4.3, -6.1])) < 0.1
+
+
+def test_a_browser_that_lost_its_pieces_gets_them_again(page, server):
+    open_map(page, server, QUICK)
+    page.evaluate("() => window.__gradscapePieces.clear()")       # as if the cache had evicted everything
+    n = page.evaluate(DRAWS)
+    nudge_gamma(page)            # the page sends SAM-GS's new paths only; the browser asks for the rest
+    page.wait_for_function(f"() => ({DRAWS})() > {n}", timeout=TIMEOUT_MS)
+    idle(page)
+    names = [t for t, _ in page.evaluate(NAMES_VISIBLE)]
+    assert {"SAM-GS", "LS", "PCGrad", "Pareto set"} <= set(names)
+    counts = page.evaluate("() => document.querySelector('.gs-live .js-plotly-plot')._fullData"
+                           ".filter(t => ['SAM-GS', 'LS', 'PCGrad'].includes(t.name)).map(t => t.x.length)")
+    assert counts and all(c > 100 for c in counts)                  # every path is drawn again, in full
+    assert page.evaluate(CONTOUR_PATHS) > 20
+    no_exceptions(page)
