@@ -3,7 +3,8 @@
 The printer's text (:mod:`.triton_src`) is written under the cache directory by a hash of itself and imported
 as a module (``triton.jit`` reads a function's source from its file); Triton caches the GPU binary itself.
 An index entry keyed like the C kernel's lets a fresh process skip tracing. Under ``TRITON_INTERPRET=1`` the
-module's ``M`` is rebound to :data:`.interpret.SHIM`, and a launch runs on CPU tensors.
+module's ``M`` is rebound to one of :data:`.interpret.SHIMS` (the libm variants the C kernel of the same
+program calls), and a launch runs on CPU tensors.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 
 from . import triton_src
 from .cache import cache_dir, index_path, write_atomic
+from .ir import TRANSCENDENTAL
 from .lower import to_scalar
 from .trace import Traced
 
@@ -38,46 +40,53 @@ def unavailable() -> str | None:
     return None
 
 
-def _load(path):
-    interp = interpreting()
+def _load(path, shim: str):
+    """The generated module; under the interpreter with ``M`` bound to :data:`.interpret.SHIMS[shim]`."""
     with _LOCK:
-        key = (str(path), interp)
+        key = (str(path), shim)
         if key not in _MODULES:
-            name = f"gradscape_triton_{path.stem}_{int(interp)}"
+            name = f"gradscape_triton_{path.stem}_{shim}"
             spec = importlib.util.spec_from_file_location(name, path)
             mod = importlib.util.module_from_spec(spec)
             sys.modules[name] = mod
             spec.loader.exec_module(mod)
-            if interp:
-                from .interpret import SHIM
-                mod.M = SHIM
+            if shim:
+                from .interpret import SHIMS
+                mod.M = SHIMS[shim]
             _MODULES[key] = mod
         return _MODULES[key]
 
 
 class TritonKernel:
-    """A traced step as a Triton kernel: ``run`` advances device tensors in place."""
+    """A traced step as a Triton kernel: ``run`` advances device tensors in place. ``program``: a scalar program
+    already traced (by the C kernel of the same step, say), instead of tracing ``fn``."""
 
-    def __init__(self, fn, state, params, key=None, modules=()):
-        self.program = None
+    def __init__(self, fn, state, params, key=None, modules=(), program=None):
+        self.program = program
         self.source = None
         path = None
-        if key is not None:
-            idx = index_path("triton", key, modules)
+        interp = interpreting()
+        idx = index_path("triton", key, modules) if key is not None else None
+        if idx is not None and not interp:    # the interpreter needs the program (below), so it always traces
             if idx.exists():
                 path = cache_dir("triton") / idx.read_text().strip()
                 if not path.exists():
                     path = None
         if path is None:
-            self.program = to_scalar(Traced(fn, state, params))
+            self.program = self.program or to_scalar(Traced(fn, state, params))
             self.source = triton_src.source(self.program)
             h = hashlib.sha256(self.source.encode()).hexdigest()[:24]
             path = cache_dir("triton") / f"t_{h}.py"
             if not path.exists():
                 write_atomic(path, self.source)
-            if key is not None:
+            if idx is not None:
                 write_atomic(idx, path.name)
-        self.module = _load(path)
+        shim = ""
+        if interp:
+            from .interpret import c_kernel_vectorises
+            vector = not self.program.uses(TRANSCENDENTAL) or c_kernel_vectorises(self.program)
+            shim = "vector" if vector else "scalar"
+        self.module = _load(path, shim)
         self.layout = self.module.LAYOUT
 
     def run(self, state, params, records, t0: int, nsteps: int, rec_every: int, n_rec: int):
