@@ -215,7 +215,9 @@ def main():
             st.session_state["explore.last"] = (result, cfg)
             st.session_state["explore.config"] = cfg.to_dict()
             M, S = result.shape
+            ran = f"{result.timings.get('device', 'cpu')}, {'/'.join(sorted(set(result.timings['backends'].values())))}"
             st.caption(f"{M} method(s) × {S} start(s) × {cfg.steps:,} steps: engine {result.timings['wall_s']:.2f} s "
+                       f"on {ran} "
                        f"(page call {took:.2f} s, cached when revisited); paths recorded every {cfg.record_every} "
                        f"steps, drawn decimated.")
             report_divergence(result, state)
