@@ -808,7 +808,7 @@ def test_graph_checker_catches_forbidden_ops():
 
 
 # ------------------------------------------------------------------------------------------------
-# the fused C kernel (trajectories/kernel.py) on these steps, against eager torch
+# the fused C kernel (trajectories/kernel/) on these steps, against eager torch
 
 def _kernel_case(key, K, pipeline, dtype, B=64, steps=3):
     from trajectories import kernel

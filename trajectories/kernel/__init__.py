@@ -14,7 +14,7 @@ programs over ``[B, *small]`` tensors, so this package does the one thing needed
   on CPU tensors under ``TRITON_INTERPRET=1`` with :mod:`.interpret`'s maths).
 
 A step using an operation no lowering knows raises :class:`Unsupported` at build time; the engine then runs
-the same step eagerly in torch. ``tests/test_kernel.py`` compares every lowering with torch.
+the same step on the device's fallback (eager torch on the CPU, ``torch.compile`` on CUDA). ``tests/test_kernel.py`` compares every lowering with torch.
 """
 from .build_c import NP, CompilerMissing, Kernel, Program, build, compiler  # noqa: F401
 from .c import WIDTH, literal  # noqa: F401
