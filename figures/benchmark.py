@@ -6,6 +6,7 @@ Inputs are a :class:`trajectories.jobs.JobResult` (basin maps) or its success ta
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,11 +14,9 @@ from plotly.subplots import make_subplots
 
 from trajectories.benchmarks import reached_mask
 
+from . import data
 from .style import OPTIMUM_COLOUR, OUTCOME_COLOURS, PARETO_COLOUR, colour
 
-OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
-OUTCOME_LABELS = {"pareto": "Pareto set (not an optimum)", "stalled": "stalled off the set",
-                  "moving": "still moving at the end", "diverged": "diverged"}
 VALUE_LABELS = {
     "reached_share": "share reaching a global optimum",
     "pareto_share": "share reaching the Pareto set",
@@ -30,112 +29,103 @@ VALUE_LABELS = {
 SHARE_VALUES = ("reached_share", "pareto_share")
 
 
-def _outcome_label(name: str, optima) -> str:
-    if name.startswith("optimum"):
-        i = int(name.split()[1]) - 1
-        if len(optima) > i:
-            x, y = (round(float(v), 2) + 0.0 for v in optima[i])     # + 0.0: no "-0.00"
-            return f"{name} ({x:.2f}, {y:.2f})" if len(optima) > 1 else f"the optimum ({x:.2f}, {y:.2f})"
-        return name
-    return OUTCOME_LABELS.get(name, name)
-
-
-def _grid_axes(x: np.ndarray, y: np.ndarray):
-    """(xs, ys, ix, iy) when the points form a full regular grid, else None."""
-    xs, ix = np.unique(np.round(x, 9), return_inverse=True)
-    ys, iy = np.unique(np.round(y, 9), return_inverse=True)
-    if len(xs) < 2 or len(ys) < 2 or len(xs) * len(ys) != len(x):
-        return None
-    if len(set(zip(ix.tolist(), iy.tolist()))) != len(x):
-        return None
-    return xs, ys, ix, iy
-
-
-def _pareto_xy(land):
-    pts = land.pareto_set()
-    if len(pts) < 2:
-        return pts[:, 0], pts[:, 1]
-    gaps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    cut = gaps > 20 * max(np.median(gaps), 1e-12)   # separate pieces of the set are not joined
-    xs, ys = [pts[0, 0]], [pts[0, 1]]
-    for i in range(1, len(pts)):
-        if cut[i - 1]:
-            xs.append(None)
-            ys.append(None)
-        xs.append(pts[i, 0])
-        ys.append(pts[i, 1])
-    return xs, ys
-
-
 def basin_maps(result, *, seed=None, variants=None, cols: int | None = None, panel_px: int = 300,
                show_pareto: bool = True) -> go.Figure:
-    """One panel per variant: every start coloured by its outcome (which optimum, the Pareto set,
+    """One panel per variant of a job: every start coloured by its outcome (which optimum, the Pareto set,
     stalled, moving, diverged), the Pareto set and the global optima drawn. ``seed``: which seed's runs
     (default: the job's first); ``variants``: ids to show (default: all)."""
     runs = result.runs
     var = result.variants.set_index("variant")
-    land = result.landscape
-    optima = land.optima(None if not result.config.task_weights else result.config.task_weights[0],
-                         result.config.scale)
+    optima = result.landscape.optima(None if not result.config.task_weights else result.config.task_weights[0],
+                                     result.config.scale)
     seed = result.config.seeds[0] if seed is None else seed
     ids = list(var.index) if variants is None else [v for v in variants if v in var.index]
-    n = max(1, len(ids))
-    cols = cols or min(n, 4)
-    rows = math.ceil(n / cols)
-    titles = []
     sel = runs[runs["seed"] == seed]
     by_variant = {v: g.sort_values("start") for v, g in sel.groupby("variant")}
+    panels = []
     for v in ids:
         g = by_variant.get(v)
         if g is None or not len(g):
-            titles.append(f"{var.loc[v, 'label']}<br><sup>no runs</sup>")
+            panels.append(OutcomePanel(var.loc[v, "label"], np.empty(0), np.empty(0), np.empty(0, str),
+                                       np.empty(0, int), 0.0))
             continue
-        reached = reached_mask(g).mean()
-        outc = g["outcome"].to_numpy().astype(str)
-        pareto = ((outc == "pareto") | np.char.startswith(outc, "optimum")).mean()
-        titles.append(f"{var.loc[v, 'label']}<br><sup>optimum {reached:.0%} · Pareto set {pareto:.0%}</sup>")
+        panels.append(OutcomePanel(var.loc[v, "label"], g["start_x"].to_numpy(), g["start_y"].to_numpy(),
+                                   g["outcome"].to_numpy().astype(str), g["optimum_step"].to_numpy(),
+                                   float(reached_mask(g).mean())))
+    title = f"Basin maps · {getattr(result.landscape, 'title', result.landscape.key)} · seed {seed}"
+    return outcome_maps(panels, result.landscape, optima, title=title, cols=cols, panel_px=panel_px,
+                        show_pareto=show_pareto)
+
+
+@dataclass
+class OutcomePanel:
+    """One method variant's runs for an outcome map: start points, outcomes, the step each reached its optimum."""
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    outcome: np.ndarray
+    optimum_step: np.ndarray
+    reached: float              # share of runs that reached a global optimum
+
+
+def result_panels(result) -> list[OutcomePanel]:
+    """The panels of an engine Result (the Explore page's runs)."""
+    x, y = result.starts[:, 0], result.starts[:, 1]
+    return [OutcomePanel(result.labels[m], x, y, result.outcome[m].astype(str), result.optimum_step[m],
+                         float((result.optimum_index[m] >= 0).mean())) for m in range(result.shape[0])]
+
+
+def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: int | None = None,
+                 panel_px: int = 300, show_pareto: bool = True) -> go.Figure:
+    """Outcome (basin) maps: one panel per variant, each start coloured by where its run ended — a cell per
+    start when the starts fill a regular grid, a square marker otherwise. The Benchmark page (a job's runs) and
+    the Explore page (a Result) both draw with this."""
+    n = max(1, len(panels))
+    cols = cols or min(n, 4)
+    rows = math.ceil(n / cols)
+    titles = []
+    for p in panels:
+        if not len(p.outcome):
+            titles.append(f"{p.label}<br><sup>no runs</sup>")
+            continue
+        pareto = ((p.outcome == "pareto") | np.char.startswith(p.outcome, "optimum")).mean()
+        titles.append(f"{p.label}<br><sup>optimum {p.reached:.0%} · Pareto set {pareto:.0%}</sup>")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or ["(no runs)"],
                         horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.35 / rows))
-    codes = {name: i for i, name in enumerate(OUTCOME_ORDER)}
-    C = len(OUTCOME_ORDER)
+    codes = {name: i for i, name in enumerate(data.OUTCOME_ORDER)}
+    C = len(data.OUTCOME_ORDER)
     scale = []
-    for i, name in enumerate(OUTCOME_ORDER):
+    for i, name in enumerate(data.OUTCOME_ORDER):
         scale += [[i / C, OUTCOME_COLOURS[name]], [(i + 1) / C, OUTCOME_COLOURS[name]]]
     seen = set()
     (x0, x1), (y0, y1) = land.bounds
-    pareto_xy = _pareto_xy(land) if show_pareto else None
-    for k, v in enumerate(ids):
+    pareto_xy = data.pareto_polyline(land.pareto_set(), land.bounds) if show_pareto and land.n_tasks == 2 else None
+    for k, p in enumerate(panels):
         r, c = k // cols + 1, k % cols + 1
-        g = by_variant.get(v)
-        if g is not None and len(g):
-            x, y = g["start_x"].to_numpy(), g["start_y"].to_numpy()
-            outc = g["outcome"].to_numpy().astype(str)
-            seen |= set(outc.tolist())
-            steps = g["optimum_step"].to_numpy()
+        if len(p.outcome):
+            seen |= set(p.outcome.tolist())
             text = [f"{o}" + (f", optimum at step {s}" if s >= 0 and o.startswith("optimum") else "")
-                    for o, s in zip(outc, steps)]
-            grid = _grid_axes(x, y)
+                    for o, s in zip(p.outcome, p.optimum_step)]
+            grid = data.regular_grid(p.x, p.y)
             if grid is not None:
                 xs, ys, ix, iy = grid
                 z = np.full((len(ys), len(xs)), np.nan)
-                z[iy, ix] = [codes.get(o, codes["moving"]) for o in outc]
+                z[iy, ix] = [codes.get(o, codes["moving"]) for o in p.outcome]
                 tz = np.full((len(ys), len(xs)), "", dtype=object)
                 tz[iy, ix] = text
                 fig.add_trace(go.Heatmap(x=xs, y=ys, z=z, text=tz, zmin=-0.5, zmax=C - 0.5, colorscale=scale,
                                          showscale=False, hovertemplate="start (%{x:.2f}, %{y:.2f})<br>%{text}"
                                                                         "<extra></extra>"), row=r, col=c)
             else:
-                size = max(3.0, min(10.0, panel_px / math.sqrt(len(x)) * 0.6))
-                fig.add_trace(go.Scattergl(x=x, y=y, mode="markers", text=text, showlegend=False,
-                                           marker=dict(size=size, symbol="square",
-                                                       color=[OUTCOME_COLOURS.get(o, "#999") for o in outc]),
-                                           hovertemplate="start (%{x:.2f}, %{y:.2f})<br>%{text}<extra></extra>")
-                              if len(x) > 5000 else
-                              go.Scatter(x=x, y=y, mode="markers", text=text, showlegend=False,
-                                         marker=dict(size=size + 4, symbol="square",
-                                                     color=[OUTCOME_COLOURS.get(o, "#999") for o in outc],
-                                                     line=dict(width=0.5, color="#333")),
-                                         hovertemplate="start (%{x:.2f}, %{y:.2f})<br>%{text}<extra></extra>"),
+                size = max(3.0, min(10.0, panel_px / math.sqrt(len(p.x)) * 0.6))
+                colours = [OUTCOME_COLOURS.get(o, "#999") for o in p.outcome]
+                tip = "start (%{x:.2f}, %{y:.2f})<br>%{text}<extra></extra>"
+                fig.add_trace(go.Scattergl(x=p.x, y=p.y, mode="markers", text=text, showlegend=False,
+                                           marker=dict(size=size, symbol="square", color=colours), hovertemplate=tip)
+                              if len(p.x) > 5000 else
+                              go.Scatter(x=p.x, y=p.y, mode="markers", text=text, showlegend=False,
+                                         marker=dict(size=size + 4, symbol="square", color=colours,
+                                                     line=dict(width=0.5, color="#333")), hovertemplate=tip),
                               row=r, col=c)
         if pareto_xy is not None:
             fig.add_trace(go.Scatter(x=pareto_xy[0], y=pareto_xy[1], mode="lines", name="Pareto set",
@@ -148,14 +138,13 @@ def basin_maps(result, *, seed=None, variants=None, cols: int | None = None, pan
         axis = "" if k == 0 else str(k + 1)
         fig.update_xaxes(range=[x0, x1], row=r, col=c, constrain="domain")
         fig.update_yaxes(range=[y0, y1], row=r, col=c, scaleanchor=f"x{axis}", scaleratio=1, constrain="domain")
-    for name in OUTCOME_ORDER:   # the legend: one entry per outcome that occurs
+    for name in data.OUTCOME_ORDER:   # the legend: one entry per outcome that occurs
         if name in seen:
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=_outcome_label(name, optima),
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=data.outcome_label(name, optima),
                                      marker=dict(symbol="square", size=12, color=OUTCOME_COLOURS[name])))
     height = int(rows * (panel_px + 40) + 150)
     plot_h = height - 80 - 90
-    fig.update_layout(height=height, margin=dict(l=40, r=20, t=80, b=90),
-                      title=f"Basin maps · {getattr(land, 'title', land.key)} · seed {seed}",
+    fig.update_layout(height=height, margin=dict(l=40, r=20, t=80, b=90), title=title,
                       legend=dict(orientation="h", yanchor="top", y=-40 / plot_h, x=0),   # below the panels
                       plot_bgcolor="#ffffff")
     return fig

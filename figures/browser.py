@@ -1,77 +1,46 @@
-"""Plotly figures for the Explore page: the map (contour + trajectories), small multiples, the loss space,
-playback frames, diagnostics over steps, and gradient arrows at one step.
+"""Plotly figures for the Explore page: the map (contour + trajectories), one panel per method, the loss space,
+diagnostics over steps, and gradient arrows at one step.
 
-Pure builders: ``build_*(result, style, ...) -> plotly.graph_objects.Figure``; nothing here imports
-streamlit or runs the engine. Trajectories are decimated for drawing only (``Style.max_points`` per path,
-fewer when there are many paths); the Result is never changed. Above ``GL_POINTS`` drawn points the
-paths become WebGL (``Scattergl``) traces.
+The map and the loss space are *live figures* (``live_map``, ``live_loss_space`` -> ``figures.live.LiveFigure``):
+a Plotly figure whose large arrays are content-addressed float32 pieces, so the browser receives each path,
+contour and Pareto set once and keeps it while other things change; ``build_map`` & co. resolve them into plain
+Plotly figures. Playback is described, not pre-computed: the browser moves one marker per run along the drawn
+path points (figures/live.py), so there are no animation frames to send and the contour is never redrawn.
 
-Marks (figures/style.py): start = black dot, end = red dot, optimum = star, Pareto set = thick line.
-Playback: Plotly animation frames move one marker per run along its path (a step slider and
-play / pause buttons in the figure), so scrubbing never re-runs anything on the server.
+Pure builders: nothing here imports streamlit or runs the engine. Trajectories are decimated for drawing only
+(``Style.max_points`` per path, fewer when there are many paths: ``POINT_BUDGET`` in all); the Result is never
+changed. Above ``GL_POINTS`` drawn points the paths become WebGL (``scattergl``) traces. Past ``DENSE_STARTS``
+starts, paths are thin and translucent, markers small, and playback markers plain dots.
+
+Marks (figures/style.py): start = black dot, end = red dot, optimum = star, Pareto set = thick line. The contour
+grid and the Pareto pieces come from figures/data.py, as for the paper figures.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import data
 from . import style as style_mod
+from .live import LiveFigure, resolve
 from .style import END_COLOUR, OPTIMUM_COLOUR, PARETO_COLOUR, START_COLOUR, Style
 
 GL_POINTS = 40_000        # drawn path points above which paths use WebGL
-POINT_BUDGET = 120_000    # total drawn path points per figure (decimation for drawing only)
-FRAMES = 60               # playback frames (fewer when there are many runs: FRAME_POINTS markers in all)
-FRAME_POINTS = 150_000
-PLAYBACK_RUNS = 5_000     # above this many runs the figures have no playback (the frames would be too heavy)
+POINT_BUDGET = 80_000     # total drawn path points per figure (decimation for drawing only)
+PLAYBACK_RUNS = 20_000    # playback markers are drawn on a canvas: every run of the page can move
 MARKER_GL = 2_000         # marker traces with more points than this are WebGL too
-CONTOUR_N = 120           # contour grid resolution (per axis)
-CLICK_N = 51              # candidate click targets per axis on the overlay map
+DENSE_STARTS = 36         # more starts than this: thin translucent paths, small markers, no rings
 CONTOUR_SCALE = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
-
-
-# -- data helpers ------------------------------------------------------------------------------
-_GRIDS: dict = {}        # pure-function memo: (landscape, weights, scale, n) -> (points, losses)
-
-
-def loss_name(loss: str) -> str:
-    """"sum" -> "weighted sum", "task2" -> "task 2 loss"."""
-    return "weighted sum" if loss == "sum" else f"task {loss.removeprefix('task')} loss"
-
-
-def grid_losses(land, weights=None, scale: float = 1.0, n: int = CLICK_N):
-    """(points[n*n, 2], L[n*n, K]): the weighted task losses on an n x n grid over the box (x fastest)."""
-    key = (land.key, repr(getattr(land, "spec", None)), None if weights is None else tuple(map(float, weights)),
-           float(scale), int(n))
-    if key not in _GRIDS:
-        if len(_GRIDS) > 64:
-            _GRIDS.clear()
-        pts = land.grid(n)[2]
-        _GRIDS[key] = (pts, land.losses_np(pts, weights, scale))
-    return _GRIDS[key]
-
-
-def contour_values(land, loss: str = "sum", weights=None, scale: float = 1.0, n: int = CONTOUR_N):
-    """(xs[n], ys[n], Z[n, n]) of the chosen loss ("sum", "task1", "task2", ...) over the landscape's box."""
-    _, L = grid_losses(land, weights, scale, n)
-    (x0, x1), (y0, y1) = land.bounds
-    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
-    if loss == "sum":
-        z = L.sum(1)
-    else:
-        k = int(loss.removeprefix("task")) - 1 if loss.removeprefix("task").isdigit() else -1
-        if not 0 <= k < L.shape[1]:
-            raise ValueError(f"loss: {loss!r} is not one of sum, task1 .. task{L.shape[1]}")
-        z = L[:, k]
-    return xs, ys, z.reshape(n, n)
 
 
 def preview_contour(land, n: int = 60) -> go.Figure:
     """A small contour of the summed loss with the landscape's preset starts (the landscape studio's preview;
     no Pareto set, which is computed only when the landscape is applied)."""
-    xs, ys, Z = contour_values(land, "sum", n=n)
+    xs, ys, Z = data.contour_grid(land, "sum", n=n)
     finite = Z[np.isfinite(Z)]
     lo, hi = (np.percentile(finite, [1, 95]) if finite.size else (0.0, 1.0))
     fig = go.Figure(go.Contour(x=xs, y=ys, z=np.clip(Z, lo, hi), colorscale=CONTOUR_SCALE, showscale=False,
@@ -85,6 +54,7 @@ def preview_contour(land, n: int = 60) -> go.Figure:
     return fig
 
 
+# -- shared helpers ---------------------------------------------------------------------------------
 def weights_of(result) -> tuple | None:
     """The task weights of the first variant (the page does not sweep weights)."""
     w = result.variants[0].get("task_weights") if result.variants else None
@@ -95,8 +65,13 @@ def scale_of(result) -> float:
     return float(result.config.get("scale", 1.0) or 1.0)
 
 
+def dense(n_starts: int) -> bool:
+    """Past a few dozen starts paths are thin and translucent, markers small, playback markers plain dots."""
+    return n_starts > DENSE_STARTS
+
+
 def path_points(result, max_points: int):
-    """Decimated record indices shared by every path, and the per-path point cap actually used."""
+    """Decimated record indices shared by every path (drawing only; the Result keeps every record)."""
     M, S = result.shape
     T = len(result.record_steps)
     cap = max(8, min(max_points, POINT_BUDGET // max(1, M * S)))
@@ -104,123 +79,158 @@ def path_points(result, max_points: int):
 
 
 def _polyline(arr: np.ndarray, idx: np.ndarray):
-    """arr[S, T, 2] -> x, y with NaN separators between the S paths (one trace draws them all)."""
+    """arr[S, T, 2] -> x, y with a NaN after each of the S paths (one trace draws them all)."""
     S = arr.shape[0]
-    pts = arr[:, idx, :].astype(float)
-    sep = np.full((S, 1, 2), np.nan)
-    flat = np.concatenate([pts, sep], 1).reshape(-1, 2)
-    return _r(flat[:, 0]), _r(flat[:, 1])
+    pts = arr[:, idx, :].astype(np.float32)
+    flat = np.concatenate([pts, np.full((S, 1, 2), np.nan, np.float32)], 1).reshape(-1, 2)
+    return flat[:, 0], flat[:, 1]
 
 
-def _steps_column(result, idx: np.ndarray, S: int) -> np.ndarray:
-    steps = np.asarray(result.record_steps)[idx].astype(float)
-    return np.tile(np.concatenate([steps, [np.nan]]), S)
-
-
-def _pareto_polyline(points: np.ndarray):
-    """The ordered Pareto set with gaps (disconnected parts) broken where consecutive points jump."""
-    if len(points) < 2:
-        return points[:, 0], points[:, 1]
-    gaps = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    cut = gaps > max(5 * np.median(gaps), 1e-9)
-    out = []
-    for i, p in enumerate(points):
-        out.append(p)
-        if i < len(cut) and cut[i]:
-            out.append([np.nan, np.nan])
-    arr = np.array(out, dtype=float)
-    return arr[:, 0], arr[:, 1]
-
-
-def _figure(data, layout=None, frames=None) -> go.Figure:
-    """A Figure from plain trace/frame dicts without Plotly's per-property validation (4x faster here)."""
-    return go.Figure(data=data, layout=layout, frames=frames, _validate=False)
+def _uid(kind: str, label: str, axis: str) -> str:
+    """A trace id that stays the same across page runs (legend isolation is carried over by it) and is safe in
+    a CSS selector (Plotly uses it in class names)."""
+    return f"{kind}-{hashlib.blake2b(label.encode(), digest_size=6).hexdigest()}-{axis}"
 
 
 def _r(a) -> np.ndarray:
-    """A big array for drawing: float32 (Plotly sends it as a compact typed array; the Result keeps its precision)."""
+    """An array for drawing: float32 (the Result keeps its precision)."""
     return np.asarray(a, dtype=np.float32)
 
 
 def _l(a) -> list:
-    """A small array as a plain list (per-array overhead of Plotly's typed-array encoding dominates for these)."""
+    """A small array as a plain list."""
     return [None if not math.isfinite(v) else round(v, 5) for v in np.asarray(a, dtype=float).ravel().tolist()]
 
 
-def _path_trace(use_gl: bool, **kw):
-    return dict(type="scattergl" if use_gl else "scatter", **kw)
+def _figure(data, layout=None) -> go.Figure:
+    """A Figure from plain trace dicts without Plotly's per-property validation (4x faster here)."""
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
-# -- the map -------------------------------------------------------------------------------------
-def _static_map_traces(land, style: Style, weights, scale, *, xaxis="x", yaxis="y", legend=True, zmin=None,
-                       zmax=None, contour_n=CONTOUR_N, with_colorbar=True):
-    xs, ys, Z = contour_values(land, style.contour, weights, scale, contour_n)
-    name = loss_name(style.contour)
-    traces = [dict(type="contour", x=xs, y=ys, z=_r(Z), colorscale=CONTOUR_SCALE, ncontours=25, name=name,
-                   contours=dict(coloring="fill", showlines=True), line=dict(width=0.5, color="rgba(80,80,80,0.35)"),
-                   showscale=with_colorbar, zmin=zmin, zmax=zmax,
-                   colorbar=dict(title=dict(text=name, side="right"), thickness=12, len=0.8, x=1.01, xanchor="left"),
-                   hoverinfo="skip", xaxis=xaxis, yaxis=yaxis, showlegend=False)]
+LEGEND_PX = 150          # the right margin's share for the legend (figure pixels)
+COLORBAR_PX = 80         # ... and for the colour bar, between the plot and the legend
+
+
+def _legend() -> dict:
+    """A vertical legend at the figure's right edge, in a margin of its own (``_margin``): it never meets the
+    colour bar, which sits between it and the plot."""
+    return dict(orientation="v", xref="container", x=1.0, xanchor="right", yanchor="top", y=1.0,
+                bgcolor="rgba(255,255,255,0.85)", itemclick="toggle", itemdoubleclick="toggleothers")
+
+
+def _margin(top: int, *, colorbar: bool, left: int = 50, bottom: int = 40) -> dict:
+    return dict(l=left, r=LEGEND_PX + (COLORBAR_PX if colorbar else 0), t=top, b=bottom)
+
+
+def _equal_axes(land, suffix: str = "") -> dict:
+    """Layout entries for a map's axes: the landscape's box, equal scales."""
+    (x0, x1), (y0, y1) = land.bounds
+    return {f"xaxis{suffix}": dict(range=[x0, x1], title=dict(text="θ₁"), constrain="domain", showgrid=False,
+                                   zeroline=False),
+            f"yaxis{suffix}": dict(range=[y0, y1], title=dict(text="θ₂"), scaleanchor=f"x{suffix}", scaleratio=1,
+                                   constrain="domain", showgrid=False, zeroline=False)}
+
+
+def image_config(filename: str, fmt: str = "png") -> dict:
+    """Plotly's toolbar: the camera button downloads the figure as PNG or SVG (client-side, no kaleido)."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": 2},
+            "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+# -- the landscape layer --------------------------------------------------------------------------
+def _contour_trace(live: LiveFigure, land, style: Style, weights, scale, *, xaxis="x", yaxis="y", n=data.CONTOUR_N,
+                   zmin=None, zmax=None, colorbar=True) -> dict:
+    xs, ys, Z = data.contour_grid(land, style.contour, weights, scale, n)
+    name = data.loss_name(style.contour)
+    return dict(type="contour", x=live.ref(xs), y=live.ref(ys), z=live.grid(Z), colorscale=CONTOUR_SCALE,
+                ncontours=25, name=name, contours=dict(coloring="fill", showlines=True),
+                line=dict(width=0.5, color="rgba(80,80,80,0.35)"), showscale=colorbar, zmin=zmin, zmax=zmax,
+                colorbar=dict(title=dict(text=name, side="right"), thickness=12, len=0.9, x=1.01, xanchor="left"),
+                hovertemplate=f"(%{{x:.2f}}, %{{y:.2f}})<br>{name} %{{z:.4g}}<extra></extra>",
+                uid=f"contour{xaxis}", xaxis=xaxis, yaxis=yaxis, showlegend=False)
+
+
+def _pareto_trace(live: LiveFigure, land, style: Style, *, xaxis="x", yaxis="y", legend=True) -> dict:
+    """The Pareto set: a thick line through its pieces, or a light cloud where it is not a curve."""
+    pts = land.pareto_set()
+    pieces = data.pareto_pieces(pts, land.bounds) if land.n_tasks == 2 else []
+    common = dict(name="Pareto set", legendgroup="pareto", showlegend=legend, hoverinfo="skip", xaxis=xaxis,
+                  yaxis=yaxis, uid=f"pareto{xaxis}")
+    if pieces and data.pareto_is_curve(pieces):
+        px, py = data.pareto_polyline(pts, land.bounds)
+        return dict(type="scatter", x=live.ref(px), y=live.ref(py), mode="lines",
+                    line=dict(color=PARETO_COLOUR, width=style.pareto_width), **common)
+    if len(pts) > 1500:
+        pts = pts[style_mod.decimate(len(pts), 1500)]
+    return dict(type="scatter", x=live.ref(pts[:, 0]), y=live.ref(pts[:, 1]), mode="markers",
+                marker=dict(color=PARETO_COLOUR, size=3, opacity=0.35), **common)
+
+
+def _optimum_trace(points, *, xaxis="x", yaxis="y", legend=True, space="θ") -> dict:
+    return dict(type="scatter", x=_l(points[:, 0]), y=_l(points[:, 1]), mode="markers", name="optimum",
+                legendgroup="optimum", showlegend=legend, xaxis=xaxis, yaxis=yaxis, uid=f"optimum{xaxis}",
+                marker=dict(symbol="star", size=17, color=OPTIMUM_COLOUR, line=dict(color="black", width=1)),
+                hovertemplate=f"optimum {space} = (%{{x:.3f}}, %{{y:.3f}})<extra></extra>")
+
+
+def _landscape_traces(live, land, style, weights, scale, **kw) -> list[dict]:
+    legend = kw.pop("legend", True)
+    traces = [_contour_trace(live, land, style, weights, scale, **kw)]
+    axes = dict(xaxis=kw.get("xaxis", "x"), yaxis=kw.get("yaxis", "y"))
     if style.show_pareto:
-        px, py = _pareto_polyline(land.pareto_set())
-        traces.append(dict(type="scatter", x=_r(px), y=_r(py), mode="lines", name="Pareto set", legendgroup="pareto",
-                           line=dict(color=PARETO_COLOUR, width=style.pareto_width), hoverinfo="skip",
-                           xaxis=xaxis, yaxis=yaxis, showlegend=legend))
+        traces.append(_pareto_trace(live, land, style, legend=legend, **axes))
     if style.show_optima:
-        opt = land.optima(weights, scale)
-        traces.append(dict(type="scatter", x=_l(opt[:, 0]), y=_l(opt[:, 1]), mode="markers", name="optimum",
-                           legendgroup="optimum", showlegend=legend, xaxis=xaxis, yaxis=yaxis,
-                           marker=dict(symbol="star", size=17, color=OPTIMUM_COLOUR, line=dict(color="black", width=1)),
-                           hovertemplate="optimum (%{x:.3f}, %{y:.3f})<extra></extra>"))
+        traces.append(_optimum_trace(land.optima(weights, scale), legend=legend, **axes))
     return traces
 
 
-def _run_traces(result, style: Style, rows, idx, use_gl, *, xaxis="x", yaxis="y", legend=True, space="theta"):
-    """Paths, ends and playback markers for the given rows; returns (traces, marker_slot_per_row)."""
-    colours = style_mod.variant_style(result.variants)
-    arr_all = result.positions if space == "theta" else result.losses[..., :2]
-    S = arr_all.shape[1]
-    steps_col = _steps_column(result, idx, S)
-    paths, ends, markers = [], [], []
-    for m in rows:
-        c, dash = colours[m]
-        label = result.variants[m]["label"]
-        x, y = _polyline(arr_all[m], idx)
-        paths.append(_path_trace(
-            use_gl, x=x, y=y, mode="lines", name=label, legendgroup=f"run{m}", showlegend=legend,
-            line=dict(color=c, width=style.line_width, dash=dash), customdata=steps_col,
-            hovertemplate=f"{label}<br>step %{{customdata:.0f}}<br>(%{{x:.3f}}, %{{y:.3f}})<extra></extra>",
-            xaxis=xaxis, yaxis=yaxis))
-        fin = arr_all[m][:, -1, :] if space != "theta" else result.final[m]
-        ends.append(dict(type="scattergl" if S > MARKER_GL else "scatter", x=_l(fin[:, 0]), y=_l(fin[:, 1]),
-                         mode="markers", name=f"{label} end", legendgroup=f"run{m}", showlegend=False,
-                         xaxis=xaxis, yaxis=yaxis,
-                         marker=dict(color=END_COLOUR, size=style.marker_size, line=dict(color="white", width=0.5)),
-                         hovertemplate=f"{label} end<br>(%{{x:.3f}}, %{{y:.3f}})<extra></extra>"))
-        first = arr_all[m][:, idx[0], :]
-        markers.append(dict(type="scatter", x=_l(first[:, 0]), y=_l(first[:, 1]), mode="markers", name=f"{label} now",
-                            legendgroup=f"run{m}", showlegend=False, hoverinfo="skip", xaxis=xaxis, yaxis=yaxis,
-                            marker=dict(symbol="circle-open", color=c, size=style.marker_size + 8,
-                                        line=dict(color=c, width=2.5))))
-    return paths, ends, markers
+# -- runs -----------------------------------------------------------------------------------------
+def _looks(S: int, style: Style) -> dict:
+    """Line width, opacity and marker size for S starts (dense sets stay readable)."""
+    if dense(S):
+        return dict(width=min(style.line_width, 0.9), opacity=0.4, marker=3.0)
+    return dict(width=style.line_width, opacity=1.0, marker=style.marker_size)
 
 
-def _starts_trace(points, style: Style, *, xaxis="x", yaxis="y", legend=True):
-    return dict(type="scattergl" if len(points) > MARKER_GL else "scatter", x=_l(points[:, 0]), y=_l(points[:, 1]),
-                mode="markers", name="start",
-                legendgroup="start", showlegend=legend, xaxis=xaxis, yaxis=yaxis,
-                marker=dict(color=START_COLOUR, size=style.marker_size + 1),
-                hovertemplate="start (%{x:.3f}, %{y:.3f})<br>click: remove<extra></extra>")
+def _run_traces(live: LiveFigure, result, style: Style, m: int, idx, steps_ref, *, use_gl: bool, space="theta",
+                xaxis="x", yaxis="y", legend=True) -> list[dict]:
+    """Row m's paths (one trace, NaN-separated) and end markers, in θ or in loss space."""
+    c, dash = style_mod.variant_style(result.variants)[m]
+    label = result.variants[m]["label"]
+    S = result.shape[1]
+    look = _looks(S, style)
+    arr = result.positions[m] if space == "theta" else result.losses[m][..., :2]
+    x, y = _polyline(arr, idx)
+    what = "" if space == "theta" else "L = "
+    path = dict(type="scattergl" if use_gl else "scatter", x=live.ref(x), y=live.ref(y), mode="lines", name=label,
+                legendgroup=f"m:{label}", showlegend=legend, uid=_uid("path", label, xaxis), opacity=look["opacity"],
+                line=dict(color=c, width=look["width"], dash=dash), customdata=steps_ref,
+                hovertemplate=f"{label}<br>step %{{customdata:.0f}}<br>{what}(%{{x:.3f}}, %{{y:.3f}})<extra></extra>",
+                xaxis=xaxis, yaxis=yaxis)
+    fin = result.final[m] if space == "theta" else result.final_losses[m][:, :2]
+    end = dict(type="scattergl" if S > MARKER_GL else "scatter", x=live.ref(fin[:, 0]), y=live.ref(fin[:, 1]),
+               mode="markers", name=f"{label} end", legendgroup=f"m:{label}", showlegend=False,
+               uid=_uid("end", label, xaxis), xaxis=xaxis, yaxis=yaxis,
+               marker=dict(color=END_COLOUR, size=look["marker"], line=dict(color="white", width=0.5)),
+               hovertemplate=f"{label} end<br>{what}(%{{x:.3f}}, %{{y:.3f}})<extra></extra>")
+    return [path, end]
 
 
-def click_targets(land, n: int = CLICK_N, weights=None, scale: float = 1.0):
-    """An invisible dense grid of points over the box: clicking one selects its (x, y) (Plotly selection)."""
-    pts, L = grid_losses(land, weights, scale, n)
-    losses = ", ".join(f"L{k + 1} = %{{customdata[{k}]:.3g}}" for k in range(L.shape[1]))
-    return dict(type="scatter", x=_r(pts[:, 0]), y=_r(pts[:, 1]), mode="markers", name="click targets",
-                showlegend=False, marker=dict(size=9, color="rgba(0,0,0,0)", opacity=0), customdata=_r(L),
-                hovertemplate="(%{x:.2f}, %{y:.2f})<br>" + losses +
-                              "<br><i>click: add a start (near one: remove it)</i><extra></extra>")
+def _starts_trace(live: LiveFigure, points, S: int, style: Style, *, xaxis="x", yaxis="y", legend=True,
+                  space="theta") -> dict:
+    look = _looks(S, style)
+    tip = "start (%{x:.3f}, %{y:.3f})" + ("<br>click: remove" if space == "theta" else "")
+    return dict(type="scattergl" if len(points) > MARKER_GL else "scatter", x=live.ref(points[:, 0]),
+                y=live.ref(points[:, 1]), mode="markers", name="start", legendgroup="start", showlegend=legend,
+                uid=f"start{xaxis}", xaxis=xaxis, yaxis=yaxis, marker=dict(color=START_COLOUR, size=look["marker"] + 1),
+                hovertemplate=tip + "<extra></extra>")
+
+
+def _end_legend(style: Style) -> dict:
+    """A legend entry for the end marker (each method's ends are grouped with its path)."""
+    return dict(type="scatter", x=[None], y=[None], mode="markers", name="end", uid="end-legend",
+                marker=dict(color=END_COLOUR, size=style.marker_size, line=dict(color="white", width=0.5)),
+                hoverinfo="skip")
 
 
 def playback_ok(result) -> bool:
@@ -228,123 +238,145 @@ def playback_ok(result) -> bool:
     return M * S <= PLAYBACK_RUNS
 
 
-def _frames(result, idx, marker_traces: list[int], rows_per_marker: list[int], space="theta"):
-    """Frames that move each run's marker along its path; slider + play/pause controls."""
-    arr = result.positions if space == "theta" else result.losses[..., :2]
-    T = len(result.record_steps)
-    M, S = result.shape
-    n_frames = int(np.clip(FRAME_POINTS // max(1, M * S), 10, FRAMES))
-    sel = np.unique(np.linspace(0, T - 1, min(n_frames, T)).round().astype(int))
-    frames, steps = [], []
-    for f, t in enumerate(sel):
-        data = [dict(type="scatter", x=_l(arr[m][:, t, 0]), y=_l(arr[m][:, t, 1])) for m in rows_per_marker]
-        name = str(int(result.record_steps[t]))
-        frames.append(dict(data=data, traces=marker_traces, name=name))
-        steps.append(dict(method="animate", label=name,
-                          args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=False),
-                                             transition=dict(duration=0))]))
-    slider = dict(active=0, steps=steps, x=0.12, len=0.88, y=0, yanchor="top", pad=dict(t=45, b=5),
-                  currentvalue=dict(prefix="step ", font=dict(size=12)), transition=dict(duration=0))
-    buttons = dict(type="buttons", direction="left", x=0.0, y=0, xanchor="left", yanchor="top",
-                   pad=dict(t=52, r=10), showactive=False,
-                   buttons=[dict(label="▶", method="animate",
-                                 args=[None, dict(frame=dict(duration=80, redraw=False), fromcurrent=True,
-                                                  transition=dict(duration=0), mode="immediate")]),
-                            dict(label="❚❚", method="animate",
-                                 args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate",
-                                                    transition=dict(duration=0))])])
-    return frames, slider, buttons
+def _playback(live: LiveFigure, result, idx, path_traces: list[int], colours: list[str]) -> dict:
+    """What the browser animates: the path traces' points t of every run (P points per run, then a NaN)."""
+    S = result.shape[1]
+    return dict(steps=live.ref(np.asarray(result.record_steps)[idx]), P=int(len(idx)), S=int(S),
+                rows=[dict(trace=t, color=c) for t, c in zip(path_traces, colours)],
+                ring=not dense(S), size=3.0 if dense(S) else 9.0)
 
 
-def _equal_axes(land) -> dict:
-    """Layout entries for the map's axes: the landscape's box, equal scales."""
-    (x0, x1), (y0, y1) = land.bounds
-    return dict(xaxis=dict(range=[x0, x1], title=dict(text="θ₁"), constrain="domain", showgrid=False,
-                           zeroline=False),
-                yaxis=dict(range=[y0, y1], title=dict(text="θ₂"), scaleanchor="x", scaleratio=1, constrain="domain",
-                           showgrid=False, zeroline=False))
+def _steps_ref(live, result, idx):
+    S = result.shape[1]
+    steps = np.asarray(result.record_steps)[idx].astype(np.float32)
+    return live.ref(np.tile(np.concatenate([steps, [np.nan]]), S))
 
 
-def _legend() -> dict:
-    """A vertical legend right of the plot (and of the colour bar)."""
-    return dict(orientation="v", yanchor="top", y=1.0, x=1.12, xanchor="left", bgcolor="rgba(255,255,255,0.8)")
-
-
-def _with_playback(layout: dict, result, idx, marker_traces, rows, space="theta"):
-    frames, slider, buttons = _frames(result, idx, marker_traces, rows, space=space)
-    layout.update(sliders=[slider], updatemenus=[buttons])
-    return frames
-
-
-def build_map(result, style: Style = Style(), *, clickable: bool = True, playback: bool = True) -> go.Figure:
-    """Overlay view: contour of ``style.contour`` with every run's path, starts, ends, optima, the Pareto set.
-
-    ``clickable`` adds the invisible grid of click targets (trace name "click targets") that the page turns
-    into add/remove-a-start events.
-    """
+# -- the map --------------------------------------------------------------------------------------
+def live_map(result, style: Style = Style(), *, layout: str = "overlay", playback: bool = True,
+             height: int | None = None, image: dict | None = None, title: bool = True) -> LiveFigure:
+    """The map for the browser: ``layout="overlay"`` (every method over one contour) or ``"multiples"`` (one
+    panel per method variant, shared axes: the SAM-GS paper's figures 2 and 4). Clicks on the map add or remove
+    starts (the page handles them); playback moves a marker per run along its path in the browser."""
+    if layout not in ("overlay", "multiples"):
+        raise ValueError(f"layout: {layout!r} is not overlay or multiples")
     playback = playback and playback_ok(result)
     land = result.landscape
     w, sc = weights_of(result), scale_of(result)
     M, S = result.shape
     idx = path_points(result, style.max_points)
     use_gl = M * S * len(idx) > GL_POINTS
-    traces = _static_map_traces(land, style, w, sc)
-    rows = list(range(M))
-    paths, ends, markers = _run_traces(result, style, rows, idx, use_gl)
-    traces += paths + ends
-    traces.append(_starts_trace(result.starts, style))
-    first_marker = len(traces)
-    traces += markers
-    if clickable:
-        traces.append(click_targets(land, CLICK_N, w, sc))
-    layout = dict(height=660, margin=dict(l=50, r=20, t=40, b=110 if playback else 40),
-                  title=dict(text=f"{land.title}: {loss_name(style.contour)}", x=0.01),
-                  legend=_legend(), hovermode="closest", hoverdistance=12, plot_bgcolor="white",
-                  uirevision="map", **_equal_axes(land))
-    markers_at = list(range(first_marker, first_marker + M))
-    frames = _with_playback(layout, result, idx, markers_at, rows) if playback else None
-    return _figure(traces, layout, frames)
+    live = LiveFigure(figure={}, config=image or image_config(f"gradscape-{land.key}-{layout}"),
+                      meta=dict(clickable=True))
+    steps_ref = _steps_ref(live, result, idx)
+    colours = [c for c, _ in style_mod.variant_style(result.variants)]
+    traces, paths = [], []
+    if layout == "overlay":
+        traces += _landscape_traces(live, land, style, w, sc)
+        for m in range(M):
+            paths.append(len(traces))
+            traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl)
+        traces.append(_starts_trace(live, result.starts, S, style))
+        traces.append(_end_legend(style))
+        lay = dict(height=height or 660, margin=_margin(40 if title else 12, colorbar=True),
+                   title=dict(text=f"{land.title}: {data.loss_name(style.contour)}" if title else "", x=0.01),
+                   **_equal_axes(land))
+    else:
+        cols = min(4, M)
+        nrows = math.ceil(M / cols)
+        grid = make_subplots(rows=nrows, cols=cols, shared_xaxes="all", shared_yaxes="all",
+                             subplot_titles=[v["label"] for v in result.variants], horizontal_spacing=0.02,
+                             vertical_spacing=0.08 / max(1, nrows - 1) if nrows > 1 else 0.0)
+        lay = grid.layout.to_plotly_json()
+        _, _, Z = data.contour_grid(land, style.contour, w, sc, 80)
+        zmin, zmax = float(np.nanmin(Z)), float(np.nanmax(Z))
+        for m in range(M):
+            n = "" if m == 0 else str(m + 1)
+            ax = dict(xaxis=f"x{n}", yaxis=f"y{n}")
+            traces += _landscape_traces(live, land, style, w, sc, n=80, zmin=zmin, zmax=zmax, colorbar=m == 0,
+                                        legend=m == 0, **ax)
+            paths.append(len(traces))
+            traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl, legend=True, **ax)
+            traces.append(_starts_trace(live, result.starts, S, style, legend=m == 0, **ax))
+        traces.append(_end_legend(style))
+        (x0, x1), (y0, y1) = land.bounds
+        for key in list(lay):
+            if key.startswith("xaxis"):
+                lay[key].update(range=[x0, x1], showgrid=False, zeroline=False)
+            elif key.startswith("yaxis"):
+                lay[key].update(range=[y0, y1], showgrid=False, zeroline=False)
+        lay.update(height=height or 300 * nrows + 90, margin=_margin(60, colorbar=True, left=40),
+                   title=dict(text=f"{land.title}: one panel per method" if title else "", x=0.01))
+    lay.update(legend=_legend(), hovermode="closest", hoverdistance=12, plot_bgcolor="white",
+               uirevision=f"map-{layout}")
+    live.figure = dict(data=traces, layout=lay)
+    live.playback = _playback(live, result, idx, paths, colours) if playback else None
+    if layout == "overlay":       # the browser sizes the figure to its square plot area (and colour bar)
+        (x0, x1), (y0, y1) = land.bounds
+        live.meta.update(aspect=(x1 - x0) / (y1 - y0))
+    return live
 
 
-def build_small_multiples(result, style: Style = Style(), *, playback: bool = True,
-                          cols: int | None = None) -> go.Figure:
-    """One panel per method variant over the same contour, shared axes (the SAM-GS paper's figures 2 and 4)."""
+def live_loss_space(result, style: Style = Style(), *, playback: bool = True, height: int | None = None,
+                    image: dict | None = None, title: bool = True) -> LiveFigure:
+    """L1 against L2 (the first two tasks): the Pareto front and every run's path in loss space."""
+    if result.losses is None:
+        raise ValueError("the loss-space view needs recorded losses")
     playback = playback and playback_ok(result)
     land = result.landscape
     w, sc = weights_of(result), scale_of(result)
     M, S = result.shape
-    cols = cols or min(4, M)
-    nrows = math.ceil(M / cols)
-    grid = make_subplots(rows=nrows, cols=cols, shared_xaxes="all", shared_yaxes="all",
-                         subplot_titles=[v["label"] for v in result.variants],
-                         horizontal_spacing=0.02, vertical_spacing=0.08 / max(1, nrows - 1) if nrows > 1 else 0.0)
-    layout = grid.layout.to_plotly_json()
     idx = path_points(result, style.max_points)
     use_gl = M * S * len(idx) > GL_POINTS
-    _, _, Z = contour_values(land, style.contour, w, sc, 80)
-    zmin, zmax = float(np.nanmin(Z)), float(np.nanmax(Z))
-    traces, marker_slots = [], []
+    live = LiveFigure(figure={}, config=image or image_config(f"gradscape-{land.key}-loss-space"),
+                      meta=dict(clickable=False))
+    steps_ref = _steps_ref(live, result, idx)
+    front = land.pareto_front(None, w, sc)
+    traces = [dict(type="scatter", x=live.ref(front[:, 0]), y=live.ref(front[:, 1]), mode="lines",
+                   name="Pareto front", uid="front", line=dict(color=PARETO_COLOUR, width=style.pareto_width),
+                   hoverinfo="skip")]
+    if style.show_optima:
+        traces.append(_optimum_trace(land.losses_np(land.optima(w, sc), w, sc), space="L"))
+    paths = []
     for m in range(M):
-        n = m + 1
-        xa, ya = ("x" if n == 1 else f"x{n}"), ("y" if n == 1 else f"y{n}")
-        traces += _static_map_traces(land, style, w, sc, xaxis=xa, yaxis=ya, legend=(m == 0), zmin=zmin, zmax=zmax,
-                                     contour_n=80, with_colorbar=(m == 0))
-        paths, ends, markers = _run_traces(result, style, [m], idx, use_gl, xaxis=xa, yaxis=ya, legend=False)
-        traces += paths + ends
-        traces.append(_starts_trace(result.starts, style, xaxis=xa, yaxis=ya, legend=(m == 0)))
-        marker_slots.append(len(traces))
-        traces.append(markers[0])
-    (x0, x1), (y0, y1) = land.bounds
-    for key in list(layout):
-        if key.startswith("xaxis"):
-            layout[key].update(range=[x0, x1], showgrid=False, zeroline=False)
-        elif key.startswith("yaxis"):
-            layout[key].update(range=[y0, y1], showgrid=False, zeroline=False)
-    layout.update(height=300 * nrows + (130 if playback else 60), plot_bgcolor="white", hovermode="closest",
-                  margin=dict(l=40, r=20, t=60, b=110 if playback else 40), legend=dict(_legend(), y=1.03),
-                  title=dict(text=f"{land.title}: one panel per method", x=0.01), uirevision="multiples")
-    frames = _with_playback(layout, result, idx, marker_slots, list(range(M))) if playback else None
-    return _figure(traces, layout, frames)
+        paths.append(len(traces))
+        traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl, space="loss")
+    L0 = result.losses[0][:, 0, :2]
+    traces.append(_starts_trace(live, L0, S, style, space="loss"))
+    traces.append(_end_legend(style))
+    # a range that shows the front and the starts even when a run diverges far away
+    alive = result.status != "diverged"
+    pts = [front[:, :2], L0]
+    if alive.any():
+        pts.append(result.losses[..., -1, :2][alive])
+    allp = np.concatenate(pts)
+    allp = allp[np.isfinite(allp).all(1)]
+    lo, hi = allp.min(0), allp.max(0)
+    pad = 0.06 * np.maximum(hi - lo, 1e-6)
+    lay = dict(xaxis=dict(title=dict(text="L₁ (task 1)"), range=[lo[0] - pad[0], hi[0] + pad[0]], gridcolor="#eee",
+                          zerolinecolor="#ccc"),
+               yaxis=dict(title=dict(text="L₂ (task 2)"), range=[lo[1] - pad[1], hi[1] + pad[1]], gridcolor="#eee",
+                          zerolinecolor="#ccc"),
+               height=height or 620, plot_bgcolor="white", hovermode="closest", uirevision="loss",
+               margin=_margin(40 if title else 12, colorbar=False, left=60), legend=_legend(),
+               title=dict(text="Loss space: L₁ against L₂" if title else "", x=0.01))
+    live.figure = dict(data=traces, layout=lay)
+    colours = [c for c, _ in style_mod.variant_style(result.variants)]
+    live.playback = _playback(live, result, idx, paths, colours) if playback else None
+    return live
+
+
+def build_map(result, style: Style = Style(), **kw) -> go.Figure:
+    """The overlay map as a plain Plotly figure (``live_map`` resolved)."""
+    return resolve(live_map(result, style, layout="overlay", **kw))
+
+
+def build_small_multiples(result, style: Style = Style(), **kw) -> go.Figure:
+    return resolve(live_map(result, style, layout="multiples", **kw))
+
+
+def build_loss_space(result, style: Style = Style(), **kw) -> go.Figure:
+    return resolve(live_loss_space(result, style, **kw))
 
 
 # -- loss space ----------------------------------------------------------------------------------
@@ -383,53 +415,6 @@ def build_loss_space_3d(result, style: Style = Style()) -> go.Figure:
                   scene=dict(xaxis=dict(title=dict(text="L₁")), yaxis=dict(title=dict(text="L₂")),
                              zaxis=dict(title=dict(text="L₃"))))
     return _figure(traces, layout)
-
-
-def build_loss_space(result, style: Style = Style(), *, playback: bool = True) -> go.Figure:
-    """L1 against L2 (the first two tasks): the Pareto front and every run's path in loss space."""
-    playback = playback and playback_ok(result)
-    land = result.landscape
-    w, sc = weights_of(result), scale_of(result)
-    M, S = result.shape
-    if result.losses is None:
-        raise ValueError("the loss-space view needs recorded losses")
-    idx = path_points(result, style.max_points)
-    use_gl = M * S * len(idx) > GL_POINTS
-    front = land.pareto_front(None, w, sc)
-    traces = [dict(type="scatter", x=_r(front[:, 0]), y=_r(front[:, 1]), mode="lines", name="Pareto front",
-                   line=dict(color=PARETO_COLOUR, width=style.pareto_width), hoverinfo="skip")]
-    if style.show_optima:
-        opt = land.losses_np(land.optima(w, sc), w, sc)
-        traces.append(dict(type="scatter", x=_l(opt[:, 0]), y=_l(opt[:, 1]), mode="markers", name="optimum",
-                           marker=dict(symbol="star", size=17, color=OPTIMUM_COLOUR, line=dict(color="black", width=1)),
-                           hovertemplate="optimum L = (%{x:.3f}, %{y:.3f})<extra></extra>"))
-    paths, ends, markers = _run_traces(result, style, list(range(M)), idx, use_gl, space="loss")
-    traces += paths + ends
-    L0 = result.losses[0][:, 0, :2]
-    traces.append(dict(type="scatter", x=_l(L0[:, 0]), y=_l(L0[:, 1]), mode="markers", name="start",
-                       marker=dict(color=START_COLOUR, size=style.marker_size + 1),
-                       hovertemplate="start L = (%{x:.3f}, %{y:.3f})<extra></extra>"))
-    first_marker = len(traces)
-    traces += markers
-    # a range that shows the front and the starts even when a run diverges far away
-    alive = result.status != "diverged"
-    pts = [front, L0]
-    if alive.any():
-        pts.append(result.losses[..., -1, :2][alive])
-    allp = np.concatenate(pts)
-    allp = allp[np.isfinite(allp).all(1)]
-    lo, hi = allp.min(0), allp.max(0)
-    pad = 0.06 * np.maximum(hi - lo, 1e-6)
-    layout = dict(xaxis=dict(title=dict(text="L₁ (task 1)"), range=[lo[0] - pad[0], hi[0] + pad[0]],
-                             gridcolor="#eee", zerolinecolor="#ccc"),
-                  yaxis=dict(title=dict(text="L₂ (task 2)"), range=[lo[1] - pad[1], hi[1] + pad[1]],
-                             gridcolor="#eee", zerolinecolor="#ccc"),
-                  height=620, plot_bgcolor="white", hovermode="closest", uirevision="loss",
-                  margin=dict(l=60, r=20, t=40, b=110 if playback else 40), legend=_legend(),
-                  title=dict(text="Loss space: L₁ against L₂", x=0.01))
-    frames = _with_playback(layout, result, idx, list(range(first_marker, first_marker + M)), list(range(M)),
-                            space="loss") if playback else None
-    return _figure(traces, layout, frames)
 
 
 # -- diagnostics -----------------------------------------------------------------------------------
@@ -502,14 +487,15 @@ def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -
     (x0, x1), (y0, y1) = land.bounds
     longest = max((np.linalg.norm(v) for _, v, _ in vecs if np.isfinite(v).all()), default=0.0)
     factor = 0.22 * (x1 - x0) / longest if longest > 0 else 0.0
-    traces = _static_map_traces(land, style, w, sc, contour_n=90, with_colorbar=False)
+    live = LiveFigure(figure={})
+    traces = _landscape_traces(live, land, style, w, sc, n=90, colorbar=False)
     c, _ = style_mod.variant_style(result.variants)[row]
     idx = style_mod.decimate(len(pos), 600)
     traces.append(dict(type="scatter", x=_r(pos[idx, 0]), y=_r(pos[idx, 1]), mode="lines", hoverinfo="skip",
                        name=result.variants[row]["label"], line=dict(color=c, width=style.line_width)))
     traces.append(dict(type="scatter", x=[p[0]], y=[p[1]], mode="markers", name=f"step {int(result.record_steps[t])}",
                        marker=dict(color=c, size=12, line=dict(color="black", width=1))))
-    fig = _figure(traces)
+    fig = resolve(LiveFigure(figure=dict(data=traces), pieces=live.pieces))
     for name, v, colour in vecs:
         if not np.isfinite(v).all() or factor == 0:
             continue
@@ -524,9 +510,3 @@ def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -
                       title=dict(text=f"{result.variants[row]['label']}: gradients at step "
                                       f"{int(result.record_steps[t])}", x=0.01))
     return fig
-
-
-def image_config(filename: str, fmt: str = "png") -> dict:
-    """Plotly's toolbar: the camera button downloads the figure as PNG or SVG (client-side, no kaleido)."""
-    return {"displaylogo": False, "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": 2},
-            "modeBarButtonsToRemove": ["lasso2d", "select2d"]}

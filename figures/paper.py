@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from . import data
 from . import style as st
 
 
@@ -82,28 +83,6 @@ def _scale(result) -> float:
     return float(result.config.get("scale", 1.0) or 1.0)
 
 
-_CONTOUR_CACHE: dict = {}
-
-
-def _contour_field(land, weights, scale, contour, n):
-    """The plotted loss on an n x n grid: the weighted sum (``"sum"``) or one task (``"task1"``, ...)."""
-    key = (land.key, repr(getattr(land, "spec", None)), None if weights is None else tuple(weights), scale,
-           contour, n)
-    if key not in _CONTOUR_CACHE:
-        xs, ys, pts = land.grid(n)
-        L = land.losses_np(pts, weights, scale)
-        if contour == "sum":
-            Z = L.sum(1)
-        elif contour.startswith("task") and contour[4:].isdigit() and 1 <= int(contour[4:]) <= L.shape[1]:
-            Z = L[:, int(contour[4:]) - 1]
-        else:
-            raise ValueError(f"contour: expected 'sum' or task1..task{L.shape[1]}, got {contour!r}")
-        if len(_CONTOUR_CACHE) > 32:
-            _CONTOUR_CACHE.clear()
-        _CONTOUR_CACHE[key] = (xs, ys, Z.reshape(n, n))
-    return _CONTOUR_CACHE[key]
-
-
 def _levels(Z, n_levels=12, log=False):
     z = Z[np.isfinite(Z)]
     if log:
@@ -133,14 +112,14 @@ def _marker_sizes(style, size):
 
 def draw_landscape(ax, land, *, weights, scale, style, size, grid_n=200):
     """Contour lines of the loss, the Pareto set (thick line) and the global optima (stars)."""
-    xs, ys, Z = _contour_field(land, weights, scale, style.contour, grid_n)
+    xs, ys, Z = data.contour_grid(land, style.contour, weights, scale, grid_n)
     Zp = np.log1p(Z - np.nanmin(Z)) if style.log_contours else Z
     cmap = LinearSegmentedColormap.from_list("gradscape_contour", st.CONTOUR_CMAP)
     ax.contour(xs, ys, Zp, levels=_levels(Z, log=style.log_contours), cmap=cmap,
                linewidths=0.6 * size.line / 0.5, alpha=0.55, zorder=0)
     sz = _marker_sizes(style, size)
     if style.show_pareto:
-        _pareto(ax, land.pareto_set(), land.n_tasks, sz)
+        _pareto(ax, land.pareto_set(), land.n_tasks, sz, land.bounds)
     if style.show_optima:
         opt = land.optima(weights, scale)
         ax.plot(opt[:, 0], opt[:, 1], ls="none", marker="*", ms=sz["optimum"], mfc=st.OPTIMUM_COLOUR, mec="black",
@@ -153,11 +132,16 @@ def draw_landscape(ax, land, *, weights, scale, style, size, grid_n=200):
     ax.yaxis.set_major_locator(MaxNLocator(3, symmetric=True, integer=True))
 
 
-def _pareto(ax, pts, n_tasks, sz):
-    """The Pareto set (or front): a thick line for two tasks (a curve); a cloud of points for more (a region)."""
-    if n_tasks == 2:
-        ax.plot(pts[:, 0], pts[:, 1], color=st.PARETO_COLOUR, lw=sz["pareto"], alpha=0.35, solid_capstyle="round",
-                zorder=1)
+def _pareto(ax, pts, n_tasks, sz, bounds=None):
+    """The Pareto set (or front): a thick line through its pieces for two tasks (a curve, figures/data.py); a
+    cloud of points for more (a region). ``bounds``: the box the gap rule measures against (default: the
+    points' own bounding box)."""
+    if bounds is None and len(pts):
+        bounds = ((pts[:, 0].min(), pts[:, 0].max()), (pts[:, 1].min(), pts[:, 1].max()))
+    pieces = data.pareto_pieces(pts, bounds) if n_tasks == 2 and len(pts) else []
+    if pieces and data.pareto_is_curve(pieces):
+        x, y = data.pareto_polyline(pts, bounds)
+        ax.plot(x, y, color=st.PARETO_COLOUR, lw=sz["pareto"], alpha=0.35, solid_capstyle="round", zorder=1)
     else:
         pts = pts[st.decimate(len(pts), 600)] if len(pts) > 600 else pts     # a light cloud, not a solid blob
         ax.plot(pts[:, 0], pts[:, 1], ls="none", marker="o", ms=sz["pareto"] * 0.3, mew=0,
@@ -381,20 +365,6 @@ def paper_loss_space(result, style=None, size="double", *, columns=None, methods
 
 
 # -- basin maps -------------------------------------------------------------------------------------------
-OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
-
-
-def _as_grid(starts):
-    """(xs, ys, index[S] -> (iy, ix)) when the starts fill a regular grid, else None."""
-    xs, ys = np.unique(starts[:, 0]), np.unique(starts[:, 1])
-    if len(xs) * len(ys) != len(starts) or len(xs) < 2 or len(ys) < 2:
-        return None
-    ix, iy = np.searchsorted(xs, starts[:, 0]), np.searchsorted(ys, starts[:, 1])
-    if len(set(zip(ix.tolist(), iy.tolist()))) != len(starts):
-        return None
-    return xs, ys, iy, ix
-
-
 def _edges(v):
     mid = (v[1:] + v[:-1]) / 2
     return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
@@ -407,11 +377,11 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
     land = result.landscape
     sel = _variants_to_draw(result, methods)
     nrows, cols = _grid_shape(len(sel), size, columns)
-    present = [o for o in OUTCOME_ORDER if (result.outcome[sel] == o).any()]
+    present = [o for o in data.OUTCOME_ORDER if (result.outcome[sel] == o).any()]
     present += sorted(set(np.unique(result.outcome[sel]).tolist()) - set(present))
     codes = {o: i for i, o in enumerate(present)}
     cmap = ListedColormap([st.OUTCOME_COLOURS.get(o, "#BBBBBB") for o in present])
-    grid = _as_grid(result.starts)
+    grid = data.regular_grid(result.starts[:, 0], result.starts[:, 1])
     sz = _marker_sizes(style, size)
     with mpl.rc_context(size.rc):
         fig = _new_figure(size, nrows, cols, extra_in=(3.0 * size.font / 72 if legend else 0))
@@ -420,7 +390,7 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
             ax = axes[divmod(j, cols)]
             code = np.array([codes[o] for o in result.outcome[m]], dtype=float)
             if grid is not None:
-                xs, ys, iy, ix = grid
+                xs, ys, ix, iy = grid
                 img = np.full((len(ys), len(xs)), np.nan)
                 img[iy, ix] = code
                 ax.pcolormesh(_edges(xs), _edges(ys), img, cmap=cmap, vmin=-0.5, vmax=len(present) - 0.5,

@@ -12,13 +12,16 @@ OKABE_ITO = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "
 TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
              "#AA4499", "#DDDDDD"]
 
-# A fixed colour per method key (SAM-GS in the strongest blue, LS in neutral grey).
+# A fixed colour per method key. The eight methods Explore opens with get eight colours that stay apart for every
+# viewer: CIEDE2000 >= 18 between any two in normal vision and >= 7 under simulated protanopia, deuteranopia and
+# tritanopia (tests/test_style.py checks it; picked from the Okabe-Ito and Tol palettes by that criterion, with
+# SAM-GS in the strongest blue and LS in neutral grey). The other methods keep distinct colours of their own.
 METHOD_COLOURS = {
-    "samgs": "#0072B2", "nashmtl": "#D55E00", "cagrad": "#009E73", "pcgrad": "#E69F00", "mgda": "#CC79A7",
-    "alignedmtl": "#56B4E9", "famo": "#882255", "ls": "#777777", "imtlg": "#117733", "upgrad": "#332288",
-    "dualproj": "#44AA99", "config": "#999933", "gradvac": "#AA4499", "msi": "#CC6677", "pomsi": "#DDCC77",
-    "pomsi_static": "#88CCEE", "graddrop": "#F0E442", "rlw": "#000000", "dwa": "#661100",
-    "uw": "#6699CC", "scaleinvls": "#AA4466", "gradnorm": "#4477AA",
+    "samgs": "#0072B2", "nashmtl": "#EE7733", "cagrad": "#117733", "pcgrad": "#CC79A7", "mgda": "#332288",
+    "alignedmtl": "#009988", "famo": "#882255", "ls": "#666666",
+    "imtlg": "#999933", "upgrad": "#6A3D9A", "dualproj": "#44AA99", "config": "#997700", "gradvac": "#AA4499",
+    "msi": "#CC6677", "pomsi": "#DDCC77", "pomsi_static": "#88CCEE", "graddrop": "#E69F00", "rlw": "#000000",
+    "dwa": "#661100", "uw": "#6699CC", "scaleinvls": "#AA4466", "gradnorm": "#4477AA",
 }
 DASHES = ["solid", "dash", "dot", "dashdot"]
 MPL_DASHES = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-."}
@@ -50,10 +53,23 @@ class Style:
 
 
 def colour(method: str, index: int = 0) -> str:
+    """A method's colour: a built-in's from METHOD_COLOURS, a plugin's own (``Method.colour``, which the loader
+    fills in when the plugin names none), else one of the palette by the row ``index``."""
     if method in METHOD_COLOURS:
         return METHOD_COLOURS[method]
+    own = _plugin_colour(method)
+    if own:
+        return own
     pal = OKABE_ITO + TOL_MUTED
     return pal[index % len(pal)]
+
+
+def _plugin_colour(method: str) -> str | None:
+    import optimizers
+    try:
+        return optimizers.get(method).colour
+    except ValueError:          # not registered in this process (e.g. a saved Result of a plugin)
+        return None
 
 
 def variant_style(variants: list[dict]) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 
 A method is a pair of pure functions over a batch of ``B`` independent runs (optax style):
 
-* ``init(B, K, D, hp, *, dtype, device) -> state``: a dict of tensors, each with a leading ``B``.
+* ``init(B, K, D, hp, *, dtype, device) -> state``: a dict of tensors, each with a leading ``B``. A stateless
+  method leaves ``init`` out: the default, :func:`no_state`, returns ``{}`` (optax's ``stateless``).
 * ``step(G, L, state, hp, ctx) -> (d, state, aux)``:
   ``G[B, K, D]`` per-task gradients, ``L[B, K]`` task losses, ``d[B, D]`` the aggregated direction
   (the method's *native* output, before the pipeline's post-processing), ``aux`` a dict of per-run
@@ -76,15 +77,29 @@ class Post:
     clip: bool = False         # clip1: d * min(1, 1 / (|d| + 1e-6)), torch's clip_grad_norm_(max_norm=1)
 
 
+def no_state(B, K, D, hp, *, dtype, device) -> dict:
+    """The state of a stateless method: nothing (the default ``Method.init``)."""
+    return {}
+
+
+BUILT_IN = "built-in"
+
+
 @dataclass(frozen=True)
 class Method:
+    """One method: its metadata, its pure ``init`` / ``step`` pair and how each pipeline post-processes d.
+
+    ``origin`` is ``"built-in"`` for the modules of ``optimizers/methods/``; a method loaded from a file or an
+    entry point (``optimizers/plugins.py``) carries where it came from, and a ``colour`` for the figures.
+    """
+
     key: str
     name: str
     family: str
     paper: str
     summary: str
-    init: Callable
     step: Callable
+    init: Callable = no_state
     hparams: tuple[HParam, ...] = ()
     reference: Post = Post()
     clean: Post = Post()
@@ -96,6 +111,17 @@ class Method:
     # the landscape's one-pass vector-Jacobian product with aux["weights"] (the same vector up to rounding)
     reference_vjp: bool = False
     pipelines: dict = field(default_factory=dict)  # pipeline -> one line on what it does
+    origin: str = BUILT_IN                 # or the file / entry point a plugin was loaded from
+    colour: str | None = None              # "#rrggbb"; built-ins take theirs from figures/style.py
+
+    @property
+    def plugin(self) -> bool:
+        return self.origin != BUILT_IN
+
+    @property
+    def label(self) -> str:
+        """The name a page lists the method under (a plugin says so)."""
+        return f"{self.name} (local plugin)" if self.plugin else self.name
 
     def post(self, pipeline: str) -> Post:
         if pipeline not in PIPELINES:

@@ -14,3 +14,5 @@ if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1; the
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium poppler-utils >/dev/null
 fi
+# The live map's Plotly.js, gzipped from the installed plotly package into static/vendor/ (views/assets.py).
+.venv/bin/python -m views.assets >/dev/null

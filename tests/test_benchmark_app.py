@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 import landscapes
 from trajectories import jobs, worker
 from trajectories.store import Store
+
+from plugin_examples import UNIT_MOMENTUM
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "benchmark.py")
 TIMEOUT = 180
@@ -248,3 +251,16 @@ def test_export_panel_writes_a_basin_map_pdf_of_a_job(data):
     assert not at.exception and not at.error, [e.value for e in at.error]
     _, svg = at.session_state["bench_sweep_jexport_file"]
     assert b"<svg" in svg and b"<text" in svg
+
+
+
+def test_a_method_named_by_gradscape_methods_is_offered_with_its_label_and_hyperparameter(data, tmp_path,
+                                                                                          monkeypatch):
+    plugin = tmp_path / "unit_momentum.py"
+    plugin.write_text(UNIT_MOMENTUM)
+    monkeypatch.setenv("GRADSCAPE_METHODS", f"{plugin}{os.pathsep}")
+    at = page()
+    assert not at.exception and not at.error
+    assert "Unit momentum (local plugin)" in at.multiselect(key="bj_methods").options
+    at.multiselect(key="bj_methods").set_value(["unitmomentum"]).run()
+    assert "unitmomentum.beta" in at.multiselect(key="bj_sweep").options

@@ -7,6 +7,7 @@ the page's config is read from ``st.session_state["explore.config"]`` (``Config.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from streamlit.testing.v1 import AppTest
 
 import landscapes
 import optimizers
+
+from plugin_examples import RIDGE_SOLVE, UNIT_MOMENTUM
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 300          # the first run in a process imports torch and may build kernels
@@ -54,7 +57,7 @@ def test_defaults_render_the_paper_view():
     assert cfg["pipeline"] == "reference" and cfg["optimizer"] == "adam" and cfg["lr"] == 1e-3
     assert cfg["steps"] / cfg["record_every"] <= 2000
     assert cfg["hparams"]["samgs"] == {"gamma": 0.1, "beta1": 0.9, "beta2": 0.99}   # the paper's one-optimum toy
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("bidi_component")) == 1          # the live map
     # SAM-GS's three sliders are the first controls of the sidebar
     assert [s.key for s in at.sidebar.slider][:3] == ["x.samgs.gamma", "x.samgs.beta1", "x.samgs.beta2"]
     assert dict(at.query_params) == {}        # the defaults need no URL parameters
@@ -174,7 +177,7 @@ def test_teaching_link_hides_the_controls():
     at = app(teach="1", **QUICK)
     assert_clean(at)
     assert len(at.sidebar.slider) == 0 and len(at.sidebar.multiselect) == 0
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("bidi_component")) == 1
     assert at.query_params["teach"] == "1"
 
 
@@ -189,7 +192,7 @@ def test_malformed_query_parameters_are_named_and_replaced_by_defaults():
     cfg = config(at)
     assert cfg["lr"] == 1e-3 and cfg["steps"] == 20000 and cfg["landscape"] == "one_optimum"
     assert cfg["hparams"]["samgs"]["gamma"] == 0.1
-    assert len(at.get("plotly_chart")) == 1          # the page still works
+    assert len(at.get("bidi_component")) == 1        # the page still works
 
 
 def test_a_grid_too_large_is_refused_with_a_message():
@@ -274,3 +277,137 @@ def test_overlong_url_parameters_are_refused_and_not_echoed_in_full():
     msgs = [w for w in texts(at.warning) if "starts" in w]
     assert msgs and "too long" in msgs[0] and len(msgs[0]) < 400
     assert config(at)["starts_spec"] == "paper"
+
+
+# -- the live map, presentation mode, the address ------------------------------------------------------------
+def live_frame(at) -> tuple[dict, dict]:
+    """The live map's last frame as the browser receives it: (header, pieces sent in it)."""
+    from figures import live
+    store = {}
+    return live.decode(at.get("bidi_component")[0].proto.bytes, store), store
+
+
+def test_a_gamma_move_sends_only_samgs_paths():
+    at = app(steps="2000", methods="samgs,ls,famo")
+    first, sent_first = live_frame(at)
+    at.slider(key="x.samgs.gamma").set_value(0.9).run()
+    header, sent = live_frame(at)
+    traces = {t.get("name"): t for t in header["figure"]["data"]}
+    before = {t.get("name"): t for t in first["figure"]["data"]}
+    assert traces["SAM-GS"]["x"]["$p"] != before["SAM-GS"]["x"]["$p"]      # γ = 0.9 changes SAM-GS's paths
+    samgs_refs = {traces["SAM-GS"]["x"]["$p"], traces["SAM-GS"]["y"]["$p"]}
+    assert samgs_refs <= set(sent)                              # the moved method's paths travel
+    for name in ("LS", "FAMO"):                                 # the others' do not, nor does the contour
+        assert traces[name]["x"]["$p"] not in sent and traces[name]["x"]["$p"] in sent_first
+    assert header["figure"]["data"][0]["z"]["$p"] not in sent
+    assert len(at.get("bidi_component")[0].proto.bytes) < 200_000
+
+
+def test_every_run_draws_the_same_paths_as_one_engine_call():
+    import trajectories
+    at = app(**QUICK)
+    shown = at.session_state["explore.last"][0]
+    direct = trajectories.run(trajectories.Config.from_dict(config(at)))
+    assert shown.labels == direct.labels
+    assert np.array_equal(shown.positions, direct.positions) and np.array_equal(shown.final, direct.final)
+    assert (shown.status == direct.status).all()
+
+
+def test_presentation_mode_keeps_the_named_knobs_and_states_the_settings():
+    at = app(teach="1", knobs="gamma,lr", **QUICK)
+    assert_clean(at)
+    assert [s.key for s in at.main.slider] == ["x.samgs.gamma"] and len(at.sidebar.slider) == 0
+    assert [s.key for s in at.main.select_slider] == ["x.lr"]
+    line = " ".join(c.value for c in at.caption)
+    assert "SAM-GS" in line and "γ 0.1" in line and "300 steps" in line and "reference pipeline" in line
+    assert not [b for b in at.get("download_button")]          # no download row
+    at.slider(key="x.samgs.gamma").set_value(0.5).run()
+    assert config(at)["hparams"]["samgs"]["gamma"] == 0.5 and at.query_params["knobs"] == "gamma,lr"
+
+
+def test_an_unknown_knob_is_named_and_ignored():
+    at = app(teach="1", knobs="gamma,warp", **QUICK)
+    assert not at.exception
+    assert any("`knobs" in w and "warp" in w for w in texts(at.warning))
+    assert len(at.main.slider) == 0                            # the whole parameter falls back to no knobs
+
+
+def test_a_changed_address_is_read_again():
+    at = app(**QUICK)
+    at.slider(key="x.samgs.gamma").set_value(0.3).run()
+    at.query_params["samgs.gamma"] = "0.2"                      # what Back or a pasted link does
+    at.query_params["view"] = "table"
+    at.run()
+    assert_clean(at)
+    assert config(at)["hparams"]["samgs"]["gamma"] == 0.2
+    assert at.slider(key="x.samgs.gamma").value == 0.2          # the widget follows
+    assert at.radio(key="x.view").value == "table" and len(at.dataframe) == 2
+
+
+def _array(v) -> np.ndarray:
+    """A figure array from Plotly's JSON: a list, or a typed array {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(n) for n in str(v.get("shape", a.size)).split(",")])
+    return np.array(v)
+
+
+def test_the_outcome_view_draws_a_basin_map_per_method_for_grid_starts():
+    import json
+    at = app(starts="grid:4", view="outcomes", **QUICK)
+    assert_clean(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    heatmaps = [t for t in fig["data"] if t["type"] == "heatmap"]
+    assert len(heatmaps) == 3                                   # one panel per method, a cell per start
+    assert all(_array(t["z"]).shape == (4, 4) for t in heatmaps)
+    res = at.session_state["explore.last"][0]
+    m = res.labels.index("LS")
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert any(t.startswith("LS") and f"optimum {(res.optimum_index[m] >= 0).mean():.0%}" in t for t in titles)
+
+
+# -- methods of your own: only from the server's environment, never from a link ----------------------
+def test_methods_named_by_gradscape_methods_are_listed_with_their_sliders_and_run(tmp_path, monkeypatch):
+    a, b = tmp_path / "unit_momentum.py", tmp_path / "ridge.py"
+    a.write_text(UNIT_MOMENTUM)
+    b.write_text(RIDGE_SOLVE)
+    monkeypatch.setenv("GRADSCAPE_METHODS", f"{a}{os.pathsep}{b}")
+    at = app(steps="300", methods="samgs,unitmomentum,ridgesolve")
+    assert_clean(at)
+    assert config(at)["methods"] == ["samgs", "unitmomentum", "ridgesolve"]
+    assert "Unit momentum (local plugin)" in at.multiselect(key="x.methods.similarity-aware").options
+    assert "Ridge solve (local plugin)" in at.multiselect(key="x.methods.game-theoretic").options
+    at.slider(key="x.unitmomentum.beta").set_value(0.5).run()        # a slider from the plugin's HParam
+    assert_clean(at)
+    assert config(at)["hparams"]["unitmomentum"] == {"beta": 0.5}
+    assert at.query_params["unitmomentum.beta"] == "0.5"
+    why = [c for c in texts(at.caption) if c.startswith("Ridge solve (local plugin): ")]
+    assert why and "torch.linalg" in why[0] and "eager torch" in why[0]
+    res = at.session_state["explore.last"][0]
+    assert res.timings["backends"] == {"samgs": "c", "unitmomentum": "c", "ridgesolve": "torch"}
+    header, _ = live_frame(at)
+    path = next(t for t in header["figure"]["data"] if t.get("name") == "Unit momentum")
+    assert path["line"]["color"] == optimizers.get("unitmomentum").colour
+
+
+def test_a_broken_method_file_is_reported_on_the_page_and_every_other_method_works(tmp_path, monkeypatch):
+    bad = tmp_path / "rolled.py"
+    bad.write_text(UNIT_MOMENTUM.replace("return m, {", "return torch.roll(m, 1, 0), {"))
+    monkeypatch.setenv("GRADSCAPE_METHODS", str(bad))
+    at = app(**QUICK)
+    assert not at.exception and not at.error
+    assert any("GRADSCAPE_METHODS" in w and "rows independent" in w for w in texts(at.warning))
+    assert set(config(at)["methods"]) == {"samgs", "ls", "famo"}
+
+
+def test_a_link_naming_a_method_file_loads_nothing_and_gets_the_unknown_method_message(tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').close()\nMETHODS = ()\n")
+    at = app(steps="300", methods=str(evil), **{"method-file": str(evil), "GRADSCAPE_METHODS": str(evil)})
+    assert not at.exception
+    warnings = texts(at.warning)
+    assert any(w.startswith("URL parameter `methods=") and f"unknown method(s) '{evil}'" in w for w in warnings)
+    assert not marker.exists()
+    assert not any(optimizers.get(k).plugin for k in optimizers.names())

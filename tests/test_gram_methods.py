@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 
 import optimizers
-from optimizers import alignedmtl, dualproj, imtlg, linalg, upgrad
+from optimizers import linalg, shared
+from optimizers.methods import alignedmtl, dualproj, imtlg, upgrad
 from optimizers.base import Context, clip1
 
 KEYS = ("imtlg", "alignedmtl", "upgrad", "dualproj")
@@ -522,7 +522,7 @@ def test_k2_general_paths_match_closed_forms():
     G[30:35, 0] = 0.0
     for key, mod in (("upgrad", upgrad), ("dualproj", dualproj)):
         hp = hp_tensors(optimizers.get(key), len(G), G.dtype)
-        H = upgrad.normalized_gram(G, hp["norm_eps"], hp["reg_eps"])
+        H = shared.normalized_gram(G, hp["norm_eps"], hp["reg_eps"])
         closed = mod.weights(H)
         if key == "upgrad":
             general = linalg.box_qp(H, torch.eye(2, dtype=G.dtype).expand(len(G), 2, 2) / 2).sum(1)
@@ -691,27 +691,7 @@ def test_box_qp_vs_numpy(K, dtype):
 
 
 # ---------------------------------------------------------------------------------------------
-# Batch independence, dtype.
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("K", [2, 3])
-@pytest.mark.parametrize("pipeline", PIPES)
-@pytest.mark.parametrize("key", KEYS)
-def test_batch_independence(key, pipeline, K, dtype):
-    rng = np.random.default_rng(K)
-    if K == 2:
-        rows = [torch.tensor(v) for v in list(TV.values()) + list(EDGES.values())]
-    else:
-        rows = [torch.zeros(3, 2), torch.tensor([[1.0, 2.0], [2.0, 4.0], [-1.0, 0.5]]),
-                torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])]
-    rows += [torch.tensor(rng.normal(size=(K, 2))) for _ in range(6)]
-    G = torch.stack(rows).to(dtype)
-    d, aux = run(key, G, pipeline)
-    for b in range(len(G)):
-        d1, aux1 = run(key, G[b:b + 1], pipeline)
-        torch.testing.assert_close(d[b:b + 1], d1, equal_nan=True, rtol=1e-6, atol=1e-7)
-        torch.testing.assert_close(aux["weights"][b:b + 1], aux1["weights"], equal_nan=True, rtol=1e-6, atol=1e-7)
-
+# dtype, per-run hyperparameters (row independence, traceability and the C kernel: tests/test_method_contract.py)
 
 @pytest.mark.parametrize("K", [2, 3, 4])
 @pytest.mark.parametrize("key", KEYS)
@@ -738,113 +718,3 @@ def test_hparams_per_run():
     for b, (r, n) in enumerate([(1e-4, 1e-4), (1e-2, 1e-4), (1e-4, 100.0)]):
         np.testing.assert_allclose(d[b].numpy(), np_upgrad(G[b].numpy(), r, n)[0], rtol=1e-8, atol=1e-12)
     torch.testing.assert_close(d[2], G[2].mean(0))
-
-
-# ---------------------------------------------------------------------------------------------
-# Traceability.
-
-REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "any", "all", "logsumexp", "_softmax",
-              "softmax", "argmax", "argmin", "var", "std", "norm", "cumsum"}
-
-
-def trace_step(key, K, pipeline, B=7919, D=2, dtype=torch.float32):
-    """make_fx the step over (G, L, t, key, floor, state leaves, hp tensors); return the graph module."""
-    m = optimizers.get(key)
-    hp = hp_tensors(m, B, dtype)
-    state = m.init(B, K, D, hp, dtype=dtype, device="cpu")
-    s_names, h_names = list(state), [k for k in hp if torch.is_tensor(hp[k])]
-
-    def f(G, L, t, rkey, floor, *leaves):
-        st = dict(zip(s_names, leaves[:len(s_names)]))
-        h = {**hp, **dict(zip(h_names, leaves[len(s_names):]))}
-        d, new, aux = m.step(G, L, st, h, Context(pipeline, t, rkey, floor))
-        return (d, *[new[k] for k in s_names], *[aux[k] for k in m.aux])
-
-    G = torch.randn(B, K, D, dtype=dtype)
-    args = (G, torch.randn(B, K, dtype=dtype), torch.ones(B, dtype=dtype), torch.arange(B),
-            torch.zeros(B, K, dtype=dtype), *[state[k] for k in s_names], *[hp[k] for k in h_names])
-    gm = make_fx(f)(*args)
-    return gm, f, args
-
-
-def check_graph(gm):
-    bad = []
-    for node in gm.graph.nodes:
-        if node.op != "call_function":
-            continue
-        name = str(node.target)
-        short = name.split(".")[1] if name.startswith("aten.") else name
-        if any(w in name for w in ("linalg", "sort", "gather", "scatter", "topk", "nonzero", "masked_select")):
-            bad.append(name)
-        if short.startswith("index") or short.endswith("_") and not short.startswith("_"):
-            bad.append(name)
-        if short in REDUCTIONS:
-            x = node.args[0]
-            shape = x.meta["val"].shape if hasattr(x, "meta") and "val" in x.meta else None
-            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-            if dims is None or shape is None:
-                bad.append(f"{name} (full reduction)")
-            else:
-                dims = [dims] if isinstance(dims, int) else list(dims)
-                if any(dd % len(shape) == 0 for dd in dims):
-                    bad.append(f"{name} over the batch")
-    return bad
-
-
-@pytest.mark.parametrize("K", [2, 3, 4])
-@pytest.mark.parametrize("pipeline", PIPES)
-@pytest.mark.parametrize("key", KEYS)
-def test_traceable(key, pipeline, K):
-    gm, f, args = trace_step(key, K, pipeline)
-    assert check_graph(gm) == []
-    # the traced graph computes what eager does
-    out_g, out_e = gm(*args), f(*args)
-    for a, b in zip(out_g, out_e):
-        torch.testing.assert_close(a, b, equal_nan=True)
-
-
-def test_graph_checker_catches_forbidden_ops():
-    def f(x):
-        y = torch.linalg.inv(x[:, :2, :2])
-        return y.sum(0), torch.sort(x, -1).values
-    gm = make_fx(f)(torch.randn(5, 3, 3))
-    bad = check_graph(gm)
-    assert any("linalg" in b for b in bad) and any("sort" in b for b in bad) and any("batch" in b for b in bad)
-
-
-KERNEL_CASES = [(key, 2, pl, torch.float32) for key in KEYS for pl in PIPES] + \
-               [(key, 3, "clean", torch.float64) for key in KEYS] + [("imtlg", 3, "reference", torch.float64)]
-
-
-@pytest.mark.parametrize("key,K,pipeline,dtype", KERNEL_CASES)
-def test_fused_kernel(key, K, pipeline, dtype):
-    """``trajectories.kernel`` lowers the step to C (and, with a compiler, runs it like eager torch)."""
-    from trajectories import kernel
-
-    m = optimizers.get(key)
-    names = [h.name for h in m.hparams]
-    D = 2 if K == 2 else 3
-
-    def fn(cnt, G, *hps):
-        B = G.shape[0]
-        ctx = Context(pipeline, cnt, torch.zeros(B, dtype=torch.int64), torch.zeros(B, K, dtype=G.dtype))
-        d, _, aux = m.step(G, torch.zeros(B, K, dtype=G.dtype), {}, dict(zip(names, hps)), ctx)
-        return cnt + 1, d, aux["weights"]
-
-    B = 40
-    rng = np.random.default_rng(K)
-    G = torch.tensor(rng.normal(size=(B, K, D)), dtype=dtype)
-    if K == 2:
-        G[:len(EDGES)] = torch.tensor(list(EDGES.values()), dtype=dtype)
-    hps = [torch.full((B,), float(h.default), dtype=dtype) for h in m.hparams]
-    cnt = torch.ones(B, dtype=dtype)
-    if kernel.compiler() is None:
-        kernel.Program(fn, [cnt], [G, *hps])
-        return
-    k = kernel.Kernel(fn, [cnt], [G, *hps])
-    recs = [np.zeros((B, 1, D), dtype=kernel._NP[dtype]), np.zeros((B, 1, K), dtype=kernel._NP[dtype])]
-    k.run([cnt.numpy().copy()], [G.numpy().copy()] + [h.numpy().copy() for h in hps], recs, 0, 1, 1, 1)
-    _, d, w = fn(cnt, G, *hps)
-    t = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(recs[0][:, 0], d.numpy(), equal_nan=True, **t)
-    np.testing.assert_allclose(recs[1][:, 0], w.numpy(), equal_nan=True, **t)

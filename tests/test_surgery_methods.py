@@ -1,4 +1,5 @@
-"""PCGrad, GradDrop, GradVac, ConFIG, MSI / POMSI / POMSI-static (optimizers/{pcgrad,graddrop,gradvac,config,msi}.py).
+"""PCGrad, GradDrop, GradVac, ConFIG, MSI / POMSI / POMSI-static (optimizers/methods/{pcgrad,graddrop,gradvac,
+config,msi}.py; the projections in optimizers/shared.py).
 
 Expected values come from methods-spec.md §9 (T1-T5), from the spec's formulas, or from the independent
 float64 numpy implementations below (plain loops, np.linalg.pinv), never from the code under test.
@@ -9,14 +10,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 
 import optimizers
-from optimizers import config as cfg
-from optimizers import graddrop as gd
-from optimizers import gradvac as gv
-from optimizers import msi as msi_mod
-from optimizers import pcgrad as pc
+from optimizers import shared
+from optimizers.methods import config as cfg
+from optimizers.methods import graddrop as gd
+from optimizers.methods import gradvac as gv
+from optimizers.methods import msi as msi_mod
+from optimizers.methods import pcgrad as pc
 from optimizers.base import Context, clip1, combine
 
 DTYPES = (torch.float32, torch.float64)
@@ -288,7 +289,7 @@ def test_visit_ranks_matches_stable_argsort():
     rng = np.random.default_rng(0)
     for K in (2, 3, 4, 5):
         u = np.floor(rng.random((200, K, K)) * 3) / 3          # many ties
-        r = pc.visit_ranks(torch.tensor(u)).numpy()
+        r = shared.visit_ranks(torch.tensor(u)).numpy()
         want = np.argsort(np.argsort(u, axis=-1, kind="stable"), axis=-1, kind="stable")
         np.testing.assert_array_equal(r, want)
 
@@ -301,7 +302,7 @@ def test_pcgrad_explicit_orders_vs_numpy(K):
     perms = np.stack([np.stack([rng.permutation(K) for _ in range(K)]) for _ in range(B)])   # orders
     ranks = np.argsort(perms, axis=-1)                                                        # inverse
     for include_self, faithful in ((False, False), (True, True), (True, False)):
-        gpc, W = pc.project(torch.tensor(G), torch.tensor(ranks, dtype=torch.float64),
+        gpc, W = shared.project(torch.tensor(G), torch.tensor(ranks, dtype=torch.float64),
                             include_self=include_self, faithful=faithful)
         for b in range(B):
             want = np_pcgrad(G[b], perms[b], include_self)
@@ -318,7 +319,7 @@ def test_pcgrad_self_visit_can_matter_for_k3():
         b = np_pcgrad(G, [order] * 3, False)
         hits += not np.allclose(a, b)
         ranks = torch.tensor(np.argsort([order] * 3, axis=-1), dtype=torch.float64)[None]
-        np.testing.assert_allclose(pc.project(torch.tensor(G)[None], ranks, include_self=True)[0][0].numpy(), a,
+        np.testing.assert_allclose(shared.project(torch.tensor(G)[None], ranks, include_self=True)[0][0].numpy(), a,
                                    atol=1e-12)
     assert hits > 0
 
@@ -328,12 +329,12 @@ def test_pcgrad_k2_general_equals_closed_form():
     G = rng.normal(size=(500, 2, 2))
     G = np.concatenate([G, np.array([EDGE[n] for n in EDGE])])
     Gt = torch.tensor(G)
-    closed, Wc = pc.project_pair(Gt)
+    closed, Wc = shared.project_pair(Gt)
     for order in ((0, 1), (1, 0)):
         ranks = torch.tensor(np.argsort(np.array([order, order]), axis=-1), dtype=torch.float64)
         ranks = ranks.expand(len(G), 2, 2)
         for include_self in (False, True):
-            gpc, W = pc.project(Gt, ranks, include_self=include_self)
+            gpc, W = shared.project(Gt, ranks, include_self=include_self)
             torch.testing.assert_close(gpc, closed, rtol=1e-12, atol=1e-12)
             torch.testing.assert_close(W, Wc, rtol=1e-12, atol=1e-12)
     # the spec's closed form d = (1 - c/a) g1 + (1 - c/b) g2 when c < 0
@@ -506,7 +507,7 @@ def test_gradvac_zero_target_is_pcgrad():
         ranks = torch.tensor(np.argsort(perms, axis=-1), dtype=torch.float64)
         gvec, _, _ = gv.vaccinate(G, torch.zeros(B, K, K, dtype=torch.float64),
                                   torch.zeros(B, dtype=torch.float64), ranks)
-        gpc, _ = pc.project(G, ranks)
+        gpc, _ = shared.project(G, ranks)
         torch.testing.assert_close(gvec, gpc, rtol=1e-6, atol=1e-6)
 
 
@@ -659,7 +660,7 @@ def test_pomsi_static_freezes_first_step_factors(K):
 
 
 # ------------------------------------------------------------------------------------------------
-# weights, batch independence, metadata
+# weights, metadata (row independence, traceability and the C kernel: tests/test_method_contract.py)
 
 @pytest.mark.parametrize("key", ("pcgrad", "gradvac", "msi", "pomsi", "pomsi_static"))
 @pytest.mark.parametrize("K", (2, 3, 4))
@@ -669,40 +670,6 @@ def test_weights_reconstruct_direction(key, K):
     for pipeline in ("reference", "clean"):
         d, _, aux = run(key, G, pipeline)
         torch.testing.assert_close(combine(aux["weights"], G), d, rtol=1e-9, atol=1e-9)
-
-
-def _mixed_batch(K, dtype, seed):
-    rng = np.random.default_rng(seed)
-    rows = [np.array(v) for v in T.values()] + [np.array(v) for v in EDGE.values()]
-    if K > 2:
-        rows = [np.concatenate([r, rng.normal(size=(K - 2, 2))]) for r in rows]
-    rows += list(rng.normal(size=(10, K, 2)))
-    return torch.tensor(np.stack(rows), dtype=dtype)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("K", (2, 3))
-@pytest.mark.parametrize("key", KEYS)
-def test_batch_independence(key, K, dtype):
-    m = optimizers.get(key)
-    G1 = _mixed_batch(K, dtype, 70)
-    G2 = _mixed_batch(K, dtype, 71)
-    B = G1.shape[0]
-    keys = np.arange(B) * 13 + 5
-    for pipeline in ("reference", "clean"):
-        d1, st, aux1 = run(key, G1, pipeline, keys=keys)
-        d2, st2, aux2 = run(key, G2, pipeline, state=st, keys=keys, t=2)
-        for b in range(B):
-            e1, sb, ax1 = run(key, G1[b:b + 1], pipeline, keys=keys[b:b + 1])
-            e2, sb2, ax2 = run(key, G2[b:b + 1], pipeline, state=sb, keys=keys[b:b + 1], t=2)
-            torch.testing.assert_close(e1[0], d1[b], rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-6)
-            torch.testing.assert_close(e2[0], d2[b], rtol=0, atol=1e-12 if dtype == torch.float64 else 1e-6)
-            for name in st2:
-                torch.testing.assert_close(sb2[name][0], st2[name][b])
-            for name in m.aux:
-                torch.testing.assert_close(ax2[name][0], aux2[name][b], rtol=0,
-                                           atol=1e-12 if dtype == torch.float64 else 1e-6)
-        assert d2.dtype == dtype and all(v.dtype == dtype for v in st2.values())
 
 
 def test_method_metadata():
@@ -729,137 +696,3 @@ def test_method_metadata():
     assert optimizers.get("gradvac").defaults() == {"beta": 0.5}
     for key in ("msi", "pomsi", "pomsi_static"):
         assert "RECONSTRUCTED" in msi_mod.__doc__
-
-
-@pytest.mark.parametrize("key", KEYS)
-def test_aux_keys_match_declaration(key):
-    m = optimizers.get(key)
-    for K in (2, 3):
-        d, _, aux = run(key, torch.randn(4, K, 2, dtype=torch.float64))
-        assert set(aux) == set(m.aux)
-        for v in aux.values():
-            assert v.shape == (4, K)
-
-
-# ------------------------------------------------------------------------------------------------
-# traceability
-
-FORBIDDEN = ("linalg", "sort", "gather", "scatter", "index", "nonzero", "masked_select", "topk", "argmax",
-             "argmin", "_local_scalar_dense", "rand", "normal")
-
-
-def trace(key, K, pipeline, dtype=torch.float32, B=7919, D=2):
-    """make_fx the step with G, L, ctx tensors, state leaves and hp tensors as inputs; returns the GraphModule."""
-    m = optimizers.get(key)
-    hp = hparams(m, B, dtype)
-    state = m.init(B, K, D, hp, dtype=dtype, device="cpu")
-    snames, hnames = sorted(state), sorted(n for n in hp if isinstance(hp[n], torch.Tensor))
-
-    def f(G, L, t, key_, floor, *leaves):
-        st = dict(zip(snames, leaves[:len(snames)]))
-        h = dict(hp, **dict(zip(hnames, leaves[len(snames):])))
-        d, ns, aux = m.step(G, L, st, h, Context(pipeline, t, key_, floor))
-        return (d, *[ns[n] for n in sorted(ns)], *[aux[a] for a in m.aux])
-
-    g = torch.Generator().manual_seed(0)
-    args = (torch.randn(B, K, D, generator=g, dtype=dtype), torch.randn(B, K, generator=g, dtype=dtype),
-            torch.ones(B, dtype=dtype), torch.arange(B, dtype=torch.int64), torch.zeros(B, K, dtype=dtype),
-            *[state[n] for n in snames], *[hp[n] for n in hnames])
-    gm = make_fx(f)(*args)
-    return gm, f, args
-
-
-def assert_clean_graph(gm):
-    bad = []
-    for node in gm.graph.nodes:
-        if node.op != "call_function":
-            continue
-        packet = getattr(node.target, "overloadpacket", None)
-        if packet is None:          # operator.getitem on a multi-output op: not an aten op itself
-            continue
-        name = packet.__name__
-        if any(s in name for s in FORBIDDEN):
-            bad.append(name)
-        if name.endswith("_") and not name.startswith("__"):      # in-place (not dunders like __rshift__)
-            bad.append(name)
-    assert not bad, bad
-
-
-@pytest.mark.parametrize("pipeline", ("reference", "clean"))
-@pytest.mark.parametrize("K", (2, 3))
-@pytest.mark.parametrize("key", KEYS)
-def test_traceable(key, K, pipeline):
-    gm, f, args = trace(key, K, pipeline)
-    assert_clean_graph(gm)
-    if K == 2:     # the graph computes what the step computes (the C kernel test below covers K = 3)
-        for a, b in zip(gm(*args), f(*args)):
-            torch.testing.assert_close(a, b, equal_nan=True)
-
-
-def test_graph_checker_catches_forbidden_ops():
-    def f(x):
-        x.add_(1)
-        return torch.sort(x, -1).values + torch.linalg.inv(x[:, :2, :2]).sum() + x[torch.tensor([0, 1])].sum()
-    gm = make_fx(f)(torch.randn(5, 3, 3))
-    with pytest.raises(AssertionError) as e:
-        assert_clean_graph(gm)
-    msg = str(e.value)
-    assert "sort" in msg and "linalg" in msg and "index" in msg and "add_" in msg
-
-
-# ------------------------------------------------------------------------------------------------
-# the fused C kernel (trajectories/kernel/) on these steps, against eager torch
-
-def _kernel_case(key, K, pipeline, dtype, B=64, steps=3):
-    from trajectories import kernel
-    m = optimizers.get(key)
-    rng = np.random.default_rng(80 + K)
-    G = torch.tensor(rng.normal(size=(B, K, 2)) * rng.choice([0.1, 1, 10], size=(B, K, 1)), dtype=dtype)
-    G[:6, :2] = torch.tensor([EDGE[n] for n in EDGE], dtype=dtype)
-    hp = hparams(m, B, dtype)
-    state = m.init(B, K, 2, hp, dtype=dtype, device="cpu")
-    snames, hnames = sorted(state), sorted(hp)
-    ctx0 = make_ctx(pipeline, B, K, dtype)
-
-    def fn(t, *rest):
-        st = dict(zip(snames, rest[:len(snames)]))
-        G_, L_, key_, floor = rest[len(snames):len(snames) + 4]
-        h = dict(zip(hnames, rest[len(snames) + 4:]))
-        d, ns, aux = m.step(G_, L_, st, h, Context(pipeline, t, key_, floor))
-        return (t + 1, *[ns[n] for n in snames], d, *[aux[a] for a in m.aux])
-
-    ins_state = [ctx0.t, *[state[n] for n in snames]]
-    ins_params = [G, torch.zeros(B, K, dtype=dtype), ctx0.key, ctx0.loss_floor, *[hp[n] for n in hnames]]
-    kern = kernel.Kernel(fn, ins_state, ins_params)
-    st_np = [np.ascontiguousarray(x.numpy().copy()) for x in ins_state]
-    pa_np = [np.ascontiguousarray(x.numpy().copy()) for x in ins_params]
-    outs = kern.program.out_shapes[len(ins_state):]
-    odt = kern.program.out_dtypes[len(ins_state):]
-    records = [np.zeros((B, steps) + s, dtype=kernel._NP[d]) for s, d in zip(outs, odt)]
-    kern.run(st_np, pa_np, records, 0, steps, 1, steps)
-    # eager
-    eager = []
-    cur = list(ins_state)
-    for _ in range(steps):
-        res = fn(*cur, *ins_params)
-        cur = list(res[:len(ins_state)])
-        eager.append(res[len(ins_state):])
-    return records, eager, st_np, cur
-
-
-@pytest.mark.parametrize("K,dtype", ((2, torch.float64), (3, torch.float64), (3, torch.float32)))
-@pytest.mark.parametrize("key", KEYS)
-def test_c_kernel_matches_eager(key, K, dtype):
-    # the two pipelines only differ (in the code) for pcgrad and graddrop
-    for pipeline in (("reference", "clean") if key in ("pcgrad", "graddrop") else ("clean",)):
-        records, eager, st_np, cur = _kernel_case(key, K, pipeline, dtype)
-        a = 1e-9 if dtype == torch.float64 else 2e-4
-        for s, outs in enumerate(eager):
-            for r, e in enumerate(outs):
-                got = records[r][:, s]
-                scale = np.maximum(1.0, np.abs(e.numpy()))
-                bad = np.abs(got - e.numpy()) > a * scale
-                assert bad.reshape(bad.shape[0], -1).any(1).sum() == 0, \
-                    (key, pipeline, s, r, np.argwhere(bad)[:5])
-        for x, y in zip(st_np, cur):
-            np.testing.assert_allclose(x, y.numpy(), rtol=a, atol=a)

@@ -60,31 +60,12 @@ def _both(landscape, methods, **kw):
 
 
 def _method_step(key, K, pipeline, dtype, B=16):
-    """A method's step over given gradients and losses (edge cases in the first rows), as the method suites
-    trace it: ``fn(t, *state, G, L, key, floor, *hparams) -> (t + 1, *state', d, *aux)``."""
-    from optimizers.base import Context
+    """A method's step in the kernel's flat layout, on the contract suite's example inputs (edge-case rows
+    first): ``(fn, inputs, number of state leaves)``."""
+    from optimizers import contract
     m = optimizers.get(key)
-    gen = np.random.default_rng(80 + K)
-    G = torch.tensor(gen.normal(size=(B, K, 2)) * gen.choice([0.1, 1, 10], size=(B, K, 1)), dtype=dtype)
-    G[0, 1] = G[0, 0]            # equal
-    G[1, 1] = -G[1, 0]           # opposite
-    G[2, 1] = 3 * G[2, 0]        # parallel
-    G[3, 0] = 0.0                # one zero task
-    L = torch.tensor(gen.uniform(1, 50, size=(B, K)), dtype=dtype)
-    hp = {h.name: torch.full((B,), float(h.default), dtype=dtype) for h in m.hparams if not h.static}
-    static = {h.name: h.default for h in m.hparams if h.static}
-    state = m.init(B, K, 2, dict(hp, **static), dtype=dtype, device="cpu")
-    snames, hnames = sorted(state), sorted(hp)
-
-    def fn(t, *rest):
-        st = dict(zip(snames, rest[:len(snames)]))
-        G_, L_, key_, floor = rest[len(snames):len(snames) + 4]
-        h = dict(zip(hnames, rest[len(snames) + 4:]), **static)
-        d, ns, aux = m.step(G_, L_, st, h, Context(pipeline, t, key_, floor))
-        return (t + 1, *[ns[n] for n in snames], d, *[aux[a] for a in m.aux])
-    ins_state = [torch.ones(B, dtype=dtype), *[state[n] for n in snames]]
-    ins_params = [G, L, rng.run_keys(5, B), torch.zeros(B, K, dtype=dtype), *[hp[n] for n in hnames]]
-    return fn, ins_state + ins_params, len(ins_state)
+    names, hp_names, static, state, params = contract.example_inputs(m, K=K, D=2, B=B, dtype=dtype, seed=K)
+    return contract.flat_step(m, pipeline, names, hp_names, static), state + params, len(state)
 
 
 @pytest.mark.parametrize("K", [2, 3])

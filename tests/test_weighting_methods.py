@@ -12,9 +12,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.fx.experimental.proxy_tensor import make_fx
 
 import optimizers
+from optimizers import contract
 from optimizers.base import Context, Post, clip1
 
 KEYS = ("scaleinvls", "rlw", "dwa", "uw", "famo", "gradnorm")
@@ -106,7 +106,7 @@ def test_registered_with_family_and_docs(key):
     assert m.family == "loss weighting"
     assert set(m.pipelines) == set(PIPES)
     assert m.paper and m.summary
-    mod = __import__(f"optimizers.{key}", fromlist=["x"])
+    mod = __import__(f"optimizers.methods.{key}", fromlist=["x"])
     assert "reference" in mod.__doc__ and "clean" in mod.__doc__
     # loss-weighting methods: no x K and no effective clip in either pipeline (methods-spec.md §1.1)
     assert m.reference == Post() and m.clean == Post()
@@ -581,39 +581,7 @@ def test_gradnorm_zero_gradients():
 
 
 # ------------------------------------------------------------------------------------------------
-# batch independence and dtypes
-
-@pytest.mark.parametrize("key", KEYS)
-@pytest.mark.parametrize("pipeline", PIPES)
-def test_batch_independence(key, pipeline):
-    """A batch of mixed cases (gradients, losses, hyperparameters, keys) gives each row's lone result."""
-    B, K, n = 6, 3, 9
-    Gs, Ls = rand_problem(n, B, K, seed=60, lo=-5, hi=5)
-    Gs[:, 1] = 0.0                                           # one run with zero gradients
-    Gs[:, 2, 1] = -Gs[:, 2, 0]                               # one with opposite gradients
-    m = optimizers.get(key)
-    dtype = torch.float64
-    hp = hparams(m, B, dtype, **({"iteration_window": 2} if key == "dwa" else {}))
-    for h in m.hparams:                                      # a sweep in one batch
-        if not h.static:
-            hp[h.name] = hp[h.name] * torch.linspace(0.5, 1.5, B, dtype=dtype)
-    keys = torch.arange(B) * 13 + 5
-    floor = torch.linspace(-22, -20, B, dtype=dtype)[:, None].expand(B, K).clone()
-    state = m.init(B, K, 2, hp, dtype=dtype, device="cpu")
-    full = []
-    for i in range(n):
-        ctx = Context(pipeline, torch.full((B,), i + 1.0, dtype=dtype), keys, floor)
-        d, state, aux = m.step(torch.tensor(Gs[i]), torch.tensor(Ls[i]), state, hp, ctx)
-        full.append((d, aux["weights"]))
-    for b in range(B):
-        hb = {k: (v[b:b + 1] if isinstance(v, torch.Tensor) else v) for k, v in hp.items()}
-        st = m.init(1, K, 2, hb, dtype=dtype, device="cpu")
-        for i in range(n):
-            ctx = Context(pipeline, torch.full((1,), i + 1.0, dtype=dtype), keys[b:b + 1], floor[b:b + 1])
-            d, st, aux = m.step(torch.tensor(Gs[i, b:b + 1]), torch.tensor(Ls[i, b:b + 1]), st, hb, ctx)
-            torch.testing.assert_close(d[0], full[i][0][b], rtol=1e-13, atol=1e-14, equal_nan=True)
-            torch.testing.assert_close(aux["weights"][0], full[i][1][b], rtol=1e-13, atol=1e-14, equal_nan=True)
-
+# dtypes (row independence and traceability: tests/test_method_contract.py)
 
 @pytest.mark.parametrize("key", KEYS)
 @pytest.mark.parametrize("pipeline", PIPES)
@@ -632,54 +600,9 @@ def test_float32_matches_float64(key, pipeline):
 
 
 # ------------------------------------------------------------------------------------------------
-# traceability: make_fx, no forbidden ops
+# DWA's loss buffer in the traced step
 
-FORBIDDEN = ("linalg", "sort", "gather", "scatter", "index", "nonzero", "masked_select", "topk")
-
-
-def trace(key, pipeline, B=7919, K=3, D=2, dtype=torch.float32):
-    """make_fx the step with G, L, ctx tensors, state leaves and hp tensors as inputs; returns the GraphModule."""
-    m = optimizers.get(key)
-    hp = hparams(m, B, dtype)
-    state = m.init(B, K, D, hp, dtype=dtype, device="cpu")
-    snames, hnames = sorted(state), sorted(n for n in hp if isinstance(hp[n], torch.Tensor))
-
-    def f(G, L, t, key_, floor, *leaves):
-        st = dict(zip(snames, leaves[:len(snames)]))
-        h = dict(hp, **dict(zip(hnames, leaves[len(snames):])))
-        d, ns, aux = m.step(G, L, st, h, Context(pipeline, t, key_, floor))
-        return (d, *[ns[n] for n in sorted(ns)], *[aux[a] for a in m.aux])
-
-    g = torch.Generator().manual_seed(0)
-    args = (torch.randn(B, K, D, generator=g, dtype=dtype), torch.rand(B, K, generator=g, dtype=dtype) + 1,
-            torch.ones(B, dtype=dtype), torch.arange(B, dtype=torch.int64), torch.full((B, K), FLOOR, dtype=dtype),
-            *[state[n] for n in snames], *[hp[n] for n in hnames])
-    return make_fx(f)(*args), f, args
-
-
-def bad_ops(gm):
-    bad = []
-    for node in gm.graph.nodes:
-        if node.op != "call_function":
-            continue
-        packet = getattr(node.target, "overloadpacket", None)
-        name = packet.__name__ if packet is not None else str(node.target)
-        if any(s in name for s in FORBIDDEN) or (name.endswith("_") and not name.startswith("__")):
-            bad.append(name)
-    return bad
-
-
-@pytest.mark.parametrize("key", KEYS)
-@pytest.mark.parametrize("pipeline", PIPES)
-def test_traceable(key, pipeline):
-    gm, f, args = trace(key, pipeline)
-    assert bad_ops(gm) == []
-    # the traced graph computes what the eager step does
-    for a, b in zip(gm(*args), f(*args)):
-        torch.testing.assert_close(a, b, equal_nan=True)
-
-
-def test_traced_dwa_buffer_shape():
-    gm, f, args = trace("dwa", "reference", B=11, K=2)
-    out = gm(*args)
+def test_the_traced_dwa_step_keeps_a_2w_loss_buffer_per_run():
+    t = contract.trace(optimizers.get("dwa"), K=2, pipeline="reference", B=11)
+    out = t.graph(*t.state, *t.params)                       # (t + 1, C, lam, phase, r, d, weights)
     assert out[1].shape == (11, 50, 2)                       # C [B, 2W, K] with the default W = 25

@@ -19,6 +19,9 @@ def _run_parser(sub):
     land.add_argument("--landscape-file", metavar="FILE",
                       help="a custom landscape: JSON or YAML {name, tasks: [expr, ...], bounds: [[x0, x1], [y0, y1]]}")
     p.add_argument("--methods", default="samgs,ls", help="comma-separated method keys (default samgs,ls)")
+    p.add_argument("--method-file", action="append", default=[], metavar="PATH",
+                   help="a Python file defining METHODS = (Method(...), ...): its methods join the registry after a "
+                        "contract check (repeatable; README, 'Bring your own method')")
     p.add_argument("--starts", default="paper",
                    help="a preset name (paper, nashmtl, cagrad), points 'x,y;x,y', grid:N or random:N[:SEED]")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the landscape's)")
@@ -68,7 +71,10 @@ def _floats(text, name):
 def cmd_run(a) -> int:
     import landscapes
     import trajectories
+    from optimizers import plugins
 
+    for problem in plugins.load_files(a.method_file):
+        print(f"warning: {problem}", file=sys.stderr)
     if a.landscape_file:
         from landscapes.custom import landscape_from_cli
         land = landscape_from_cli(a.landscape_file)

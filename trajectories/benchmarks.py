@@ -23,6 +23,7 @@ CLI::
     python -m trajectories bench CONFIG.json|CONFIG.yaml [--json] [--data DIR]
     python -m trajectories bench --preset paper-one-optimum [--json] [--data DIR]
     python -m trajectories bench --list
+    ... [--method-file PATH]     (methods of your own: README, "Bring your own method")
 """
 from __future__ import annotations
 
@@ -248,6 +249,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=None, help="the data folder (default: $GRADSCAPE_DATA or ./gradscape-data)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--list", action="store_true", help="list the shipped presets")
+    ap.add_argument("--method-file", action="append", default=[], metavar="PATH",
+                    help="a Python file defining METHODS = (Method(...), ...): its methods join the registry after "
+                         "a contract check, so a config (or a preset's 'all') can name them (repeatable)")
     try:
         args = ap.parse_args(argv)
     except SystemExit as e:
@@ -259,8 +263,12 @@ def main(argv=None) -> int:
     if bool(args.config) == bool(args.preset):
         print("bench: give either a config file or --preset NAME (see --list)", file=sys.stderr)
         return 2
+    from optimizers import plugins
+
     from . import jobs
     try:
+        for problem in plugins.load_files(args.method_file):
+            print(f"bench: warning: {problem}", file=sys.stderr)
         cfg = jobs.JobConfig.from_dict(preset_config(args.preset)) if args.preset else jobs.load_config(args.config)
     except (ValueError, KeyError) as e:
         print(f"bench: {_msg(e)}", file=sys.stderr)

@@ -36,6 +36,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 import optimizers
+from optimizers import contract
 from optimizers import outer as outer_mod
 from optimizers import rng
 from optimizers.base import Context, clip1, norms
@@ -165,8 +166,19 @@ KERNEL_ERRORS = {"c": (kernel_mod.Unsupported, kernel_mod.CompilerMissing), "tri
 
 
 def _kernel_key(cfg, land, method, static, record_names):
-    return (land.key, cfg.landscape_spec, method.key, static, land.n_tasks, cfg.pipeline, cfg.optimizer,
-            cfg.dtype, tuple(record_names))
+    # the step's module too: two plugin files may use one key (each file has a module name of its own)
+    return (land.key, cfg.landscape_spec, method.key, method.step.__module__, static, land.n_tasks, cfg.pipeline,
+            cfg.optimizer, cfg.dtype, tuple(record_names))
+
+
+_NAMES = {"c": "the C kernel", "triton": "the Triton kernel", "compile": "torch.compile", "torch": "eager torch"}
+
+
+def _fallback_reason(e: Exception, backend: str = "c", fallback: str = "torch") -> str:
+    """Why a group runs on a fallback, in words a page can show: the kernel's refusal and what it means."""
+    text = str(e).strip() if backend == "c" else f"{type(e).__name__}: {str(e).strip()[:2000]}"
+    why = contract.explain(text)
+    return f"{_NAMES[backend]} cannot take this step ({text}{'; ' + why if why else ''}), so it ran in {_NAMES[fallback]}"
 
 
 def available_backends() -> list[str]:
@@ -261,8 +273,9 @@ def _runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names,
                 _KERNELS[kkey] = kern
             return runner
         except KERNEL_ERRORS[backend] as e:
-            grp.fallback = f"{type(e).__name__}: {e}" if backend == "triton" else str(e)
-            backend = device_mod.fallback(dev)
+            fallback = device_mod.fallback(dev)
+            grp.fallback = _fallback_reason(e, backend, fallback)
+            backend = fallback
     return runners.TorchRunner(grp, flat, state, params, n_rec, cfg, compiled=backend == "compile")
 
 

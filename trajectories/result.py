@@ -109,7 +109,7 @@ class Result:
                          for m, v in enumerate(variants)])
         timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
                    "run_steps": int(steps_run) * M * S}
-        if fallbacks:   # methods the kernel could not take (a user-defined Python landscape): why
+        if fallbacks:   # groups the kernel could not take (a Python landscape, a plugin method): why
             timings["kernel_fallbacks"] = fallbacks
         timings.update(notes or {})     # "device" that ran; "backend_fallback": why "auto" took a fallback
         return cls(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
@@ -117,6 +117,42 @@ class Result:
                    final_losses=final_losses, diverged_step=diverged, optimum_step=opt_step,
                    optimum_index=opt_idx, pareto_distance=dist, steps_to_pareto=steps_to, stationarity=stat,
                    status=status, status_step=status_step, outcome=outcome, aux=arrays, timings=timings)
+
+    @classmethod
+    def stack(cls, parts: list["Result"], config: dict) -> "Result":
+        """The rows of several Results of the same starts and steps, one after the other, as one Result whose
+        config is ``config`` (e.g. each method run and cached on its own, shown together). A diagnostic that only
+        some parts record is NaN (or -1) in the others' rows, as in a single run."""
+        if not parts:
+            raise ValueError("stack: no Results")
+        first = parts[0]
+        for p in parts[1:]:
+            if not (np.array_equal(p.starts, first.starts) and np.array_equal(p.record_steps, first.record_steps)):
+                raise ValueError("stack: the Results differ in their starts or recorded steps")
+
+        def cat(name):
+            arrs = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrs) else np.concatenate(arrs)
+
+        aux = {}
+        for name in dict.fromkeys(k for p in parts for k in p.aux):
+            like = next(p.aux[name] for p in parts if name in p.aux)
+            fill = np.nan if np.issubdtype(like.dtype, np.floating) else -1
+            aux[name] = np.concatenate([p.aux[name] if name in p.aux else
+                                        np.full((p.shape[0],) + like.shape[1:], fill, like.dtype) for p in parts])
+        timings = {"wall_s": sum(p.timings.get("wall_s", 0.0) for p in parts),
+                   "steps_run": max(p.timings.get("steps_run", 0) for p in parts),
+                   "run_steps": sum(p.timings.get("run_steps", 0) for p in parts),
+                   "backends": {k: v for p in parts for k, v in p.timings.get("backends", {}).items()}}
+        fallbacks = {k: v for p in parts for k, v in p.timings.get("kernel_fallbacks", {}).items()}
+        if fallbacks:
+            timings["kernel_fallbacks"] = fallbacks
+        for note in ("device", "backend_fallback"):     # the same for every part of one page's call
+            if any(note in p.timings for p in parts):
+                timings[note] = next(p.timings[note] for p in parts if note in p.timings)
+        kw = {name: cat(name) for name in ARRAYS if name not in ("record_steps", "starts")}
+        return cls(config=config, variants=[v for p in parts for v in p.variants], starts=first.starts,
+                   record_steps=first.record_steps, aux=aux, timings=timings, **kw)
 
     # -- persistence ------------------------------------------------------------------------------
     def meta(self) -> dict:

@@ -101,7 +101,7 @@ def _fig_button(fig, name: str, key: str):
 # Launch.
 
 def _method_label(key: str) -> str:
-    return optimizers.get(key).name
+    return optimizers.get(key).label
 
 
 def _sweep_choices(methods) -> list[str]:
@@ -460,6 +460,8 @@ def job_view(job: dict, all_jobs: list[dict], root: str):
 st.title("Benchmark")
 st.caption("From how much of the landscape, and for which settings, does each method reach the Pareto set "
            "— and how fast? Jobs run in their own worker process; they keep running if you leave this page.")
+for problem in optimizers.load_errors():     # a GRADSCAPE_METHODS file that broke a rule; the rest works
+    st.warning(problem)
 store = _store()
 launch_panel(bool(store.list_jobs(limit=1)))
 all_jobs = store.list_jobs(limit=200)     # read after the launch panel: it may have added one

@@ -1,16 +1,15 @@
 """Explore: every method from every start, live.
 
-Widgets (sidebar, views/explore_controls.py) -> page state (URL-backed, views/explore_model.py) -> engine
-config -> cached engine call -> Plotly figure (figures/browser.py). The page never shows a traceback: bad
-input gets a message naming the field, and the rest of the page keeps working.
+Widgets (sidebar, views/explore_controls.py) -> page state (the address, views/explore_model.py) -> one cached
+engine call per method -> a live figure (figures/browser.py) drawn in the browser (views/live_map.py). The page
+never shows a traceback: bad input gets a message naming the field, and the rest of the page keeps working.
+
+``teach=1`` is presentation mode: no sidebar, no timings, no downloads; one line says what runs, and ``knobs=``
+names the controls that stay on screen (``knobs=gamma``).
 """
 import sys
-import time
 
 import streamlit as st
-
-st.title("Explore")
-st.caption("Every gradient-aggregation method from every start point, on an analytic two-parameter landscape.")
 
 _boot = st.empty()
 if "trajectories" not in sys.modules:
@@ -19,12 +18,18 @@ if "trajectories" not in sys.modules:
         import trajectories  # noqa: F401
 _boot.empty()
 
+import optimizers  # noqa: E402
+from figures import benchmark as bench_figs  # noqa: E402
 from figures import browser  # noqa: E402
 from figures.style import Style  # noqa: E402
 from views import common  # noqa: E402
-from views import export  # noqa: E402
 from views import explore_controls as controls  # noqa: E402
 from views import explore_model as model  # noqa: E402
+from views import export  # noqa: E402
+from views import live_map  # noqa: E402
+
+MAP_KEY = "explore_map"
+PRESENTATION_HEIGHT = 520      # the map and its controls fit above the fold of a 1280 x 720 screen
 
 
 def _radio(label, options: dict, key: str, state: dict, container=st, **kw):
@@ -35,12 +40,11 @@ def _radio(label, options: dict, key: str, state: dict, container=st, **kw):
 
 
 def run_engine(cfg):
-    """The cached engine call, with a warm-up notice the first time these methods run in this server."""
+    """The engine on this view (one cached call per method), with a status while kernels are built."""
     cold = [m for m in cfg.methods if m not in model.WARM]
     runs = len(cfg.variants()) * len(cfg.starts)
     work = f"{runs:,} runs × {cfg.steps:,} steps"
     box = st.empty()
-    t0 = time.perf_counter()
     try:
         land = cfg.land
         if not land.pareto_ready:           # a new custom landscape: its Pareto set is computed once, then cached
@@ -49,32 +53,33 @@ def run_engine(cfg):
         if cold:
             with box.status(f"Warming up: building the kernels of {len(cold)} method(s), then {work} (the first "
                             f"run of a method after a server start takes a few seconds; later runs reuse it)…"):
-                result = model.run(cfg.to_json())
+                result = model.run(cfg)
         else:
             with box.container(), st.spinner(f"Running the engine: {work}…"):
-                result = model.run(cfg.to_json())
+                result = model.run(cfg)
     except ValueError as e:
         box.empty()
         st.error(f"Cannot run this view: {e}")
-        return None, 0.0
+        return None
     except Exception as e:   # a bug below the page must not take the page down
         box.empty()
         st.error(f"The engine failed on this view ({type(e).__name__}: {e}). Change a setting; the rest of the "
                  f"page keeps working.")
-        return None, 0.0
+        return None
     box.empty()
     model.WARM.update(cfg.methods)
-    return result, time.perf_counter() - t0
+    return result
 
 
-def report_divergence(result, state):
+def report_divergence(result, state, presenting: bool):
     div = result.status == "diverged"
     if div.all():
         st.error(f"Every run diverged (learning rate {state['lr']:g}, {state['opt']}). Try a smaller learning rate.")
     elif div.any():
         per = ", ".join(f"{lab} {int(n)}/{div.shape[1]}" for lab, n in zip(result.labels, div.sum(1)) if n)
-        st.warning(f"{int(div.sum())} of {div.size} runs diverged ({per}); their paths stop where they left "
-                   f"the box of |θ| < 10⁶.")
+        text = (f"{int(div.sum())} of {div.size} runs diverged ({per}); their paths stop where they left the box "
+                f"of |θ| < 10⁶.")
+        (st.caption if presenting else st.warning)(text)
 
 
 def success_line(result) -> str:
@@ -83,41 +88,66 @@ def success_line(result) -> str:
     return "Reached the Pareto set (converged): " + " · ".join(parts)
 
 
-def show_map(result, state, cfg):
-    c1, c2, c3 = st.columns([2, 3, 1])
-    layout = _radio("Layout", model.LAYOUTS, "layout", state, c1)
-    K = result.landscape.n_tasks
-    losses = {"sum": "weighted sum", **{f"task{k + 1}": f"task {k + 1}" for k in range(K)}}
-    loss = _radio("Contour", losses, "loss", state, c2)
-    img = _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c3,
-                 help="the format of the camera button on the chart's toolbar")
-    style = Style(contour=loss)
-    if layout == "overlay":
-        fig = browser.build_map(result, style)
-    else:
-        fig = browser.build_small_multiples(result, style)
-    key = f"explore_map_{st.session_state.get('explore.clicks', 0)}"
-    st.plotly_chart(fig, key=key, on_select=controls.on_map_click(key), selection_mode="points", theme=None,
-                    config=browser.image_config(f"gradscape-{state['land']}-{layout}", img))
-    if browser.playback_ok(result):
-        tip = "▶ plays the runs; the slider under the map scrubs through the steps."
-    else:
-        tip = f"Playback is off above {browser.PLAYBACK_RUNS:,} runs."
-    st.caption(success_line(result) + ".  " + tip)
+def _on_map_click() -> None:
+    """A click on the map adds a start there, or removes the start next to it."""
+    xy = live_map.click_of(MAP_KEY)
+    if xy is None:
+        return
+    state = st.session_state[model.STATE_KEY]
+    try:
+        spec, note = model.click_starts(state["starts"], model.landscape_of(state), *xy)
+    except ValueError as e:
+        spec, note = state["starts"], f"Cannot edit the start points: {e}"
+    state["starts"] = spec
+    st.session_state["explore.toast"] = note
+    controls.forget_start_widgets()
 
 
-def show_loss_space(result, state):
-    c1, c2 = st.columns([5, 1])
-    img = _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c2)
+def show_map(result, state, presenting: bool):
+    if presenting:
+        layout, loss, img = state["layout"], state["loss"], state["img"]
+    else:
+        c1, c2, c3 = st.columns([2, 3, 1])
+        layout = _radio("Layout", model.LAYOUTS, "layout", state, c1)
+        K = result.landscape.n_tasks
+        losses = {"sum": "weighted sum", **{f"task{k + 1}": f"task {k + 1}" for k in range(K)}}
+        loss = _radio("Contour", losses, "loss", state, c2)
+        img = _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c3,
+                     help="the format of the camera button on the chart's toolbar")
+    fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None)
+    st.session_state["explore.sent_bytes"] = live_map.show(fig, key=MAP_KEY, on_click=_on_map_click)
+    if not presenting:
+        st.caption(success_line(result) + ".  ▶ plays the runs; the slider under the map scrubs through the steps; "
+                   "click the map to add a start, a start to remove it; double-click a method in the legend to "
+                   "show it alone.")
+
+
+def show_loss_space(result, state, presenting: bool):
     if result.landscape.n_tasks >= 3:
-        fig = browser.build_loss_space_3d(result, Style())
-        c1.caption("Three tasks: (L₁, L₂, L₃) in 3-D with the Pareto front as a point cloud; drag to rotate.")
-    else:
-        fig = browser.build_loss_space(result, Style())
+        st.caption("Three tasks: (L₁, L₂, L₃) in 3-D with the Pareto front as a point cloud; drag to rotate.")
+        st.plotly_chart(browser.build_loss_space_3d(result, Style()), key="explore_loss3d", theme=None,
+                        config=browser.image_config(f"gradscape-{state['land']}-loss-space", state["img"]))
+        return
+    if not presenting:
+        c1, c2 = st.columns([5, 1])
+        _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c2)
         c1.caption("Each run's path in loss space (L₁, L₂) with the Pareto front (thick line). A method that stops "
                    "on the front is Pareto-stationary.")
-    st.plotly_chart(fig, key="explore_loss", theme=None,
-                    config=browser.image_config(f"gradscape-{state['land']}-loss-space", img))
+    fig = model.loss_figure(result, state["img"], PRESENTATION_HEIGHT if presenting else None)
+    st.session_state["explore.sent_bytes"] = live_map.show(fig, key="explore_loss")
+
+
+def show_outcomes(result, state):
+    grid = result.config.get("starts_spec", "").startswith("grid:")
+    st.caption("Where each start's run ended, per method: which global optimum, elsewhere on the Pareto set, "
+               "stalled, still moving, or diverged." +
+               ("" if grid else " Choose an n × n grid of starts (sidebar) for a full basin map."))
+    land = result.landscape
+    optima = land.optima(browser.weights_of(result), browser.scale_of(result))
+    fig = bench_figs.outcome_maps(bench_figs.result_panels(result), land, optima,
+                                  title=f"Outcomes · {land.title}", panel_px=260)
+    st.plotly_chart(fig, key="explore_outcomes", theme=None,
+                    config=browser.image_config(f"gradscape-{state['land']}-outcomes", state["img"]))
 
 
 def _clamp(state, key, n, what):
@@ -126,7 +156,7 @@ def _clamp(state, key, n, what):
         state[key] = 0
 
 
-def show_diagnostics(result, state, cfg):
+def show_diagnostics(result, state):
     M, S = result.shape
     _clamp(state, "drow", M, "methods")
     _clamp(state, "dstart", S, "starts")
@@ -138,8 +168,9 @@ def show_diagnostics(result, state, cfg):
                                    format_func=lambda s: f"#{s + 1} ({result.starts[s, 0]:.3g}, "
                                                          f"{result.starts[s, 1]:.3g})")
     steps = int(result.record_steps[-1])
+    every = int(result.record_steps[1] - result.record_steps[0]) if len(result.record_steps) > 1 else 1
     common.seed("x.dstep", min(int(state["dstep"]), steps))
-    state["dstep"] = int(c3.slider("Step (arrows)", 0, steps, step=int(cfg.record_every), key="x.dstep"))
+    state["dstep"] = int(c3.slider("Step (arrows)", 0, steps, step=every, key="x.dstep"))
     row, start = state["drow"], state["dstart"]
     t = browser.nearest_record(result, state["dstep"])
     left, right = st.columns([1, 1])
@@ -188,56 +219,79 @@ def downloads(result, cfg):
     export.export_panel(result, "explore")
 
 
+def show_view(view, result, state, presenting):
+    try:
+        if view == "map":
+            show_map(result, state, presenting)
+        elif view == "loss":
+            show_loss_space(result, state, presenting)
+        elif view == "outcomes":
+            show_outcomes(result, state)
+        elif view == "diag":
+            show_diagnostics(result, state)
+        else:
+            show_table(result)
+    except Exception as e:   # a figure that cannot be drawn must not hide the controls
+        st.error(f"Cannot draw this view ({type(e).__name__}: {e}).")
+
+
 def main():
     state, problems = model.page_state()
-    for p in problems:
+    presenting = bool(state["teach"])
+    for p in problems + optimizers.load_errors():      # load errors: a GRADSCAPE_METHODS file that broke a rule
         st.warning(p)
     for note in st.session_state.pop("explore.notes", []):
         st.info(note)
     toast = st.session_state.pop("explore.toast", None)
     if toast:
         st.toast(toast)
-    if state["teach"]:
-        plain = {k: v for k, v in model.url_params(state).items() if k != "teach"}
-        st.link_button("Show the controls", "?" + common.query_string(plain))
+    share = None
+    if presenting:      # the figure above the fold: no app header, less space above the content
+        st.html("<style>[data-testid='stHeader']{display:none}"
+                "[data-testid='stMainBlockContainer']{padding-top:1rem;padding-bottom:1rem}</style>")
+        controls.knobs(state)
     else:
-        controls.sidebar(state)
-    view = _radio("View", model.VIEWS, "view", state, label_visibility="collapsed")
+        st.title("Explore")
+        st.caption("Every gradient-aggregation method from every start point, on an analytic two-parameter "
+                   "landscape.")
+        share = controls.sidebar(state)
+        _radio("View", model.VIEWS, "view", state, label_visibility="collapsed")
+    view = state["view"]
     try:
         cfg = model.build_config(state)
     except ValueError as e:
         cfg = None
         st.error(f"Cannot run this view: {e}")
-    result = None
-    if cfg is not None:
-        result, took = run_engine(cfg)
-        if result is not None:
-            st.session_state["explore.last"] = (result, cfg)
-            st.session_state["explore.config"] = cfg.to_dict()
+    result = run_engine(cfg) if cfg is not None else None
+    if presenting and cfg is not None:
+        st.caption(model.settings_line(state, cfg))
+    if result is not None:
+        st.session_state["explore.last"] = (result, cfg)
+        st.session_state["explore.config"] = cfg.to_dict()
+        if not presenting:
             M, S = result.shape
             ran = f"{result.timings.get('device', 'cpu')}, {'/'.join(sorted(set(result.timings['backends'].values())))}"
             st.caption(f"{M} method(s) × {S} start(s) × {cfg.steps:,} steps: engine {result.timings['wall_s']:.2f} s "
-                       f"on {ran} "
-                       f"(page call {took:.2f} s, cached when revisited); paths recorded every {cfg.record_every} "
-                       f"steps, drawn decimated.")
-            report_divergence(result, state)
-    if result is None and "explore.last" in st.session_state:
+                       f"on {ran} (each method cached once computed); paths recorded every {cfg.record_every} steps, drawn "
+                       f"decimated.")
+            for key, why in result.timings.get("kernel_fallbacks", {}).items():
+                st.caption(f"{optimizers.get(key).label}: {why}.")
+            report_divergence(result, state, presenting)
+    elif "explore.last" in st.session_state:
         result, cfg = st.session_state["explore.last"]
         st.caption("Showing the last view that ran.")
     if result is not None:
-        try:
-            if view == "map":
-                show_map(result, state, cfg)
-            elif view == "loss":
-                show_loss_space(result, state)
-            elif view == "diag":
-                show_diagnostics(result, state, cfg)
-            else:
-                show_table(result)
-        except Exception as e:   # a figure that cannot be drawn must not hide the controls
-            st.error(f"Cannot draw this view ({type(e).__name__}: {e}).")
-        downloads(result, cfg)
-    common.sync_url(model.url_params(state))
+        show_view(view, result, state, presenting)
+        if presenting:
+            report_divergence(result, state, presenting)
+        else:
+            downloads(result, cfg)
+    if presenting:
+        plain = {k: v for k, v in model.url_params(state).items() if k not in ("teach", "knobs")}
+        st.link_button("Show the controls", "?" + common.query_string(plain))
+    else:
+        controls.share_box(share, state)
+    model.sync_url(state)
 
 
 main()

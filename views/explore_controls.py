@@ -45,12 +45,16 @@ def log_options(lo: float, hi: float, current: float, per_decade=(1, 2, 5)) -> l
     return sorted(vals)
 
 
-def hparam_widget(state: dict, method: str, h, container) -> None:
+SAMGS_LABELS = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)",
+                "beta2": "β₂ (dissimilarity EMA)"}
+
+
+def hparam_widget(state: dict, method: str, h, container, label: str | None = None) -> None:
     """One hyperparameter's widget from its spec (log -> select slider over 1-2-5 values)."""
     key = model.hp_key(method, h.name)
     wk = _wk(key)
     common.seed(wk, state[key])
-    label = f"{h.name}"
+    label = label or h.name
     if h.log:
         value = container.select_slider(label, options=log_options(h.low, h.high, state[key]), key=wk, help=h.help,
                                         format_func=lambda v: f"{v:g}")
@@ -78,8 +82,9 @@ def _add_samgs() -> None:
 
 
 # -- the sidebar ------------------------------------------------------------------------------------
-def sidebar(state: dict) -> None:
-    """Draw every control in the sidebar and update ``state`` from them."""
+def sidebar(state: dict):
+    """Draw every control in the sidebar and update ``state`` from them. Returns the share box's place, filled
+    by :func:`share_box` at the end of the run, once every control of the page has had its say."""
     sb = st.sidebar
     try:
         land = model.landscape_of(state)
@@ -93,22 +98,15 @@ def sidebar(state: dict) -> None:
     _methods(sb, state)
     _optimiser(sb, state, land)
     _starts(sb, state, land)
-    _share(sb, state)
+    return sb.container()
 
 
 def _samgs(sb, state: dict) -> None:
     if "samgs" not in optimizers.names():
         return
-    m = optimizers.get("samgs")
     sb.subheader("SAM-GS")
-    labels = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)",
-              "beta2": "β₂ (dissimilarity EMA)"}
-    for h in m.hparams:
-        key = model.hp_key("samgs", h.name)
-        common.seed(_wk(key), state[key])
-        v = sb.slider(labels.get(h.name, h.name), min_value=float(h.low), max_value=float(h.high), step=float(h.step),
-                      key=_wk(key), help=h.help, format=f"%.{_decimals(h.step)}f")
-        state[key] = float(v)
+    for h in optimizers.get("samgs").hparams:
+        hparam_widget(state, "samgs", h, sb, label=SAMGS_LABELS.get(h.name))
     if "samgs" not in state["methods"]:
         sb.caption("SAM-GS is not among the chosen methods.")
         sb.button("Add SAM-GS", on_click=_add_samgs, key="x.addsamgs")
@@ -158,7 +156,7 @@ def _methods(sb, state: dict) -> None:
             continue
         wk = _wk(f"methods.{fam}")
         common.seed(wk, [k for k in keys if k in chosen])
-        sb.multiselect(fam.capitalize(), keys, key=wk, format_func=lambda k: optimizers.get(k).name)
+        sb.multiselect(fam.capitalize(), keys, key=wk, format_func=lambda k: optimizers.get(k).label)
     chosen = set()
     for fam in optimizers.FAMILIES:
         chosen |= set(st.session_state.get(_wk(f"methods.{fam}"), []) or [])
@@ -226,34 +224,65 @@ def _starts(sb, state: dict, land) -> None:
     sb.caption("Click the map to add a start there; click a start (black dot) to remove it.")
 
 
-def _share(sb, state: dict) -> None:
-    sb.subheader("Share")
-    qs = common.query_string({**model.url_params(state), "teach": "1"})
-    sb.caption("Every control is in the page's address. A teaching link opens the same view without the controls:")
-    sb.code("?" + qs, language=None, wrap_lines=True)
-    sb.link_button("Open the teaching link", "?" + qs)
+def share_box(slot, state: dict) -> None:
+    """The page's address as an absolute link, and its teaching (presentation) link. Plain text fields, not
+    ``st.code``: a code block makes every new browser download a 1.5 MB syntax highlighter."""
+    if slot is None:
+        return
+    base = (st.context.url or "").split("?")[0]
+    if base.count("/") == 2:            # "http://host:port": the app's root needs its slash
+        base += "/"
+    params = model.url_params(state)
+    link = base + ("?" + common.query_string(params) if params else "")
+    teach = base + "?" + common.query_string({**params, "teach": "1"})
+    with slot:
+        st.subheader("Share")
+        st.session_state["x.share.link"] = link          # shown, never read back: always the current view
+        st.text_input("This view (every control is in the address)", key="x.share.link")
+        st.session_state["x.share.teach"] = teach
+        st.text_input("Teaching link: presentation mode; add &knobs=gamma to keep γ on screen", key="x.share.teach")
+        st.link_button("Open the teaching link", teach)
 
 
-def on_map_click(chart_key: str):
-    """The map's selection callback: a clicked point adds a start, or removes the start next to it."""
-    def callback() -> None:
-        event = st.session_state.get(chart_key)
-        points = (event or {}).get("selection", {}).get("points", []) if event else []
-        xy = [(p.get("x"), p.get("y")) for p in points if p.get("x") is not None and p.get("y") is not None]
-        if not xy:
-            return
-        state = st.session_state[model.STATE_KEY]
-        land = model.landscape_of(state)
-        x, y = float(xy[0][0]), float(xy[0][1])
-        try:
-            spec, note = model.click_starts(state["starts"], land, x, y)
-        except ValueError as e:
-            spec, note = state["starts"], f"Cannot edit the start points: {e}"
-        state["starts"] = spec
-        st.session_state["explore.toast"] = note
-        st.session_state["explore.clicks"] = st.session_state.get("explore.clicks", 0) + 1
-        _forget_widgets("smode", "points", "preset", "grid", "random", "rseed")
-    return callback
+def forget_start_widgets() -> None:
+    """After a click edited the starts: the start widgets re-seed from the page state."""
+    _forget_widgets("smode", "points", "preset", "grid", "random", "rseed")
+
+
+def knobs(state: dict) -> None:
+    """Presentation mode: the controls the link names (``knobs=gamma,lr``), in one row above the map."""
+    names = list(state["knobs"])
+    if not names:
+        return
+    cols = st.columns(4)[:min(len(names), 4)]     # at most a quarter of the width each
+    for i, name in enumerate(names):
+        box = cols[i % len(cols)]
+        key = model.KNOB_ALIASES.get(name, name)
+        if "." in key:
+            method, hp = key.split(".", 1)
+            if method not in state["methods"]:
+                box.caption(f"{name}: {optimizers.get(method).name} is not among the methods shown")
+                continue
+            hparam_widget(state, method, optimizers.get(method).hparam(hp), box,
+                          label=SAMGS_LABELS.get(hp) if method == "samgs" else None)
+        elif key == "lr":
+            common.seed(_wk("lr"), float(state["lr"]))
+            state["lr"] = float(box.select_slider("Learning rate", key=_wk("lr"), format_func=lambda v: f"{v:g}",
+                                                  options=log_options(model.LR_MIN, model.LR_MAX, state["lr"])))
+        elif key == "steps":
+            common.seed(_wk("steps"), int(state["steps"]))
+            state["steps"] = int(box.number_input("Steps", min_value=1, max_value=model.MAX_STEPS, step=1000,
+                                                  key=_wk("steps")))
+        elif key == "seed":
+            common.seed(_wk("seed"), int(state["seed"]))
+            state["seed"] = int(box.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=_wk("seed")))
+        elif key == "pipe":
+            common.seed(_wk("pipe"), state["pipe"])
+            state["pipe"] = box.radio("Pipeline", list(optimizers.PIPELINES), key=_wk("pipe"), horizontal=True)
+        elif key == "w1":
+            common.seed(_wk("w1"), float(state["w1"]))
+            state["wmode"] = "sum1"
+            state["w1"] = float(box.slider("w₁ (w₂ = 1 − w₁)", 0.01, 0.99, step=0.01, key=_wk("w1")))
 
 
 # -- the landscape studio ---------------------------------------------------------------------------

@@ -25,6 +25,8 @@ import trajectories
 from landscapes import custom
 from optimizers import outer as outer_mod
 from trajectories import starts as starts_mod
+from figures import browser
+from figures.style import Style
 from views import common
 
 STATE_KEY = "explore"
@@ -36,7 +38,7 @@ RECORD_BUDGET = 400_000         # records over all runs (more runs -> a coarser 
 MAX_BYTES = 1.5 * 2 ** 30       # memory a page's run may take (trajectories.estimate_bytes)
 LR_MIN, LR_MAX = 1e-6, 10.0
 START_MODES = {"preset": "Preset", "grid": "n × n grid", "random": "Random", "points": "Points"}
-VIEWS = {"map": "Map", "loss": "Loss space", "diag": "Diagnostics", "table": "Summary"}
+VIEWS = {"map": "Map", "loss": "Loss space", "outcomes": "Outcomes", "diag": "Diagnostics", "table": "Summary"}
 LAYOUTS = {"overlay": "Overlay", "multiples": "One panel per method"}
 WEIGHT_MODES = {"free": "free", "sum1": "w₁ + w₂ = 1"}
 IMAGE_FORMATS = ("png", "svg")
@@ -145,24 +147,74 @@ def params(land) -> list[common.Param]:
         common.Param("dstep", 0, common.number(0, MAX_STEPS, integer=True)),
         common.Param("img", "png", common.choice(IMAGE_FORMATS)),
         common.Param("teach", False, common.flag),
+        common.Param("knobs", (), _knobs_parser(land)),
     ]
     return out
 
 
+KNOB_ALIASES = {"gamma": "samgs.gamma", "beta1": "samgs.beta1", "beta2": "samgs.beta2"}
+PLAIN_KNOBS = ("lr", "steps", "seed", "pipe", "w1")
+
+
+def knob_keys(land) -> list[str]:
+    """Controls a presentation link may keep on screen (``knobs=gamma,lr``): SAM-GS's three by their short
+    names, the learning rate, steps, seed, pipeline, w1, and any method's hyperparameter as ``method.name``."""
+    hps = [hp_key(k, h.name) for k in optimizers.names() for h in optimizers.get(k).hparams]
+    return list(KNOB_ALIASES) + list(PLAIN_KNOBS) + hps
+
+
+def _knobs_parser(land):
+    allowed = knob_keys(land)
+
+    def parse(text: str) -> tuple:
+        names = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+        bad = [k for k in names if k not in allowed]
+        if bad:
+            raise ValueError(f"unknown control(s) {', '.join(map(repr, bad))} (e.g. gamma, beta1, beta2, lr, steps, "
+                             f"or method.setting such as cagrad.c)")
+        return names
+    return parse
+
+
+URL_KEY = "explore.url"           # the query parameters the page last read or wrote
+
+
+def _address() -> dict[str, str]:
+    return {k: st.query_params[k] for k in st.query_params.keys() if k not in common.RESERVED}
+
+
 def page_state() -> tuple[dict, list[str]]:
-    """The page state of this session: read from the URL (validated) on the first run, kept afterwards."""
-    if STATE_KEY in st.session_state:
+    """The page state of this session. The address is the state: it is read (validated) on the first run and
+    whenever the address differs from the one the page last wrote — Back, Forward, an edited or pasted link —
+    and kept in the session otherwise (a run caused by a widget starts from the state the widgets changed)."""
+    raw = _address()
+    if STATE_KEY in st.session_state and raw == st.session_state.get(URL_KEY):
         return st.session_state[STATE_KEY], []
-    raw = {k: st.query_params[k] for k in st.query_params.keys()}
+    navigated = STATE_KEY in st.session_state
+    state, problems = _read_state(raw)
+    st.session_state[STATE_KEY] = state
+    st.session_state[URL_KEY] = raw
+    if navigated:             # the widgets still hold the values of the view we left: seed them afresh
+        for k in [k for k in st.session_state.keys() if isinstance(k, str) and k.startswith("x.")]:
+            del st.session_state[k]
+    return state, problems
+
+
+def sync_url(state: dict) -> None:
+    """Write the state into the address (a new history entry when it changed: Back returns to the last view)."""
+    desired = url_params(state)
+    common.sync_url(desired)
+    st.session_state[URL_KEY] = desired
+
+
+def _read_state(raw: dict) -> tuple[dict, list[str]]:
     lp, sp = land_param(), spec_param()
     first, problems = common.read_params([lp, sp], raw)
     land = landscape_of(first)
     specs = params(land)
     values, more = common.read_params(specs, raw)
     problems += more + common.unknown_params(raw, [lp.key, sp.key] + [p.key for p in specs])
-    state = {**first, **values}
-    st.session_state[STATE_KEY] = state
-    return state, problems
+    return {**first, **values}, problems
 
 
 def url_params(state: dict) -> dict[str, str]:
@@ -320,10 +372,65 @@ def build_config(state: dict):
     return cfg
 
 
-@st.cache_data(max_entries=12, show_spinner=False)
-def run(cfg_json: str):
-    """The engine on one config (cached on the config's JSON: a revisited setting is instant)."""
+@st.cache_resource(max_entries=96, show_spinner=False)
+def _run_method(cfg_json: str):
+    """One method's runs (cached on its config, for every session: a slider of one method reruns only it)."""
     return trajectories.run(trajectories.Config.from_dict(json.loads(cfg_json)))
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _run(cfg_json: str):
+    cfg = trajectories.Config.from_dict(json.loads(cfg_json))
+    parts = [_run_method(cfg.for_method(m).to_json()) for m in cfg.methods]
+    return trajectories.Result.stack(parts, cfg.to_dict())
+
+
+def run(cfg):
+    """The engine on a view: each method's rows come from its own cached call (bit for bit what one call over
+    every method gives: a method's draws are keyed by its own name), stacked in the page's order. The Result is
+    shared by every session that shows this view, so nothing may change it."""
+    return _run(cfg.to_json())
+
+
+@st.cache_resource(max_entries=24, show_spinner=False)
+def _map_figure(cfg_json: str, layout: str, loss: str, img: str, height, _result):
+    land = _result.landscape
+    return browser.live_map(_result, Style(contour=loss), layout=layout, height=height, title=height is None,
+                            image=browser.image_config(f"gradscape-{land.key}-{layout}", img))
+
+
+def map_figure(result, layout: str, loss: str, img: str, height=None):
+    """The live map of a Result (cached with it: sessions showing the same view share the prepared figure)."""
+    return _map_figure(json.dumps(result.config, sort_keys=True), layout, loss, img, height, result)
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _loss_figure(cfg_json: str, img: str, height, _result):
+    return browser.live_loss_space(_result, Style(), height=height, title=height is None,
+                                   image=browser.image_config(f"gradscape-{_result.landscape.key}-loss-space", img))
+
+
+def loss_figure(result, img: str, height=None):
+    return _loss_figure(json.dumps(result.config, sort_keys=True), img, height, result)
+
+
+def settings_line(state: dict, cfg) -> str:
+    """One line saying what runs (presentation mode): landscape, methods, SAM-GS's settings, optimiser, steps,
+    pipeline."""
+    land = cfg.land
+    names = ", ".join(optimizers.get(m).name for m in cfg.methods)
+    parts = [f"**{land.title}**", names]
+    if "samgs" in cfg.methods:
+        parts.append(f"γ {state['samgs.gamma']:g}, β₁ {state['samgs.beta1']:g}, β₂ {state['samgs.beta2']:g}")
+    w = task_weights(state, land)
+    if w:
+        parts.append("weights " + ", ".join(f"{x:g}" for x in w))
+    opt = outer_mod.OUTERS[cfg.optimizer].name
+    parts.append(f"{opt} lr {cfg.lrs[0]:g}" + (f", momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else ""))
+    parts.append(f"{cfg.steps:,} steps")
+    parts.append(f"{cfg.pipeline} pipeline")
+    parts.append(f"{len(cfg.starts)} start{'s' if len(cfg.starts) != 1 else ''}")
+    return " · ".join(parts)
 
 
 # -- downloads --------------------------------------------------------------------------------------

@@ -1,83 +1,38 @@
-"""Browser tests: ``streamlit run app.py`` on a free loopback port, driven by Debian's chromium through Playwright.
-
-Chromium is the system's (``/usr/bin/chromium``, installed by ``scripts/setup.sh --with-browser``); Playwright's
-own browser downloads are never used. Screenshots go to ``artifacts/screenshots/`` (git-ignored).
+"""Browser tests: ``streamlit run app.py`` on a free loopback port (tools/serve.py), driven by Debian's chromium
+through Playwright. Playwright's own browser downloads are never used. Screenshots go to ``artifacts/screenshots/``
+(git-ignored).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_app
+
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
-def streamlit_app(env: dict | None = None):
-    """``streamlit run app.py`` on 127.0.0.1:<free port> with ``env`` added; yields its base URL."""
-    port = _free_port()
-    streamlit = Path(sys.executable).with_name("streamlit")
-    cmd = [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
-    log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + START_TIMEOUT_S
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"streamlit did not start on {url}:\n{log.read()[-4000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        os.unlink(log.name)
+def _app_url(env: dict | None = None):
+    with streamlit_app(env) as srv:
+        yield srv.url
 
 
 @pytest.fixture(scope="session")
 def app_launcher():
-    """``streamlit_app`` for tests that need a server with settings of their own."""
-    return streamlit_app
+    """A context manager starting the app with settings of its own; yields its base URL."""
+    return _app_url
 
 
 @pytest.fixture(scope="session")
 def server():
     """The app on its defaults; yields its base URL."""
-    with streamlit_app() as url:
-        yield url
+    with streamlit_app() as srv:
+        yield srv.url
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,9 @@ def expression(ins, args: list[str]) -> str:
     if op == "neg":
         return f"(-{args[0]})"
     if op == "not":
-        return f"(!({args[0]}))" if dt == torch.bool else f"(~({args[0]}))"
+        # not "!x" on a bool: gcc turns it into a 1-bit _Bool and then leaves the whole step loop scalar (8x
+        # slower, seen on CAGrad); a bool is 0 or 1 here, so 1 - x is the same value and vectorises
+        return f"(1 - ({args[0]}))" if dt == torch.bool else f"(~({args[0]}))"
     if op == "where":
         return f"({args[0]} ? {args[1]} : {args[2]})"
     if op == "cast":

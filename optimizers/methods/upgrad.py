@@ -19,23 +19,9 @@ Hyperparameters: reg_eps 1e-4 and norm_eps 1e-4 (torchjd defaults). aux ``weight
 """
 import torch
 
-from .base import HParam, Method, combine, gram
-from .linalg import box_qp
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
-
-
-def normalized_gram(G: torch.Tensor, norm_eps: torch.Tensor, reg_eps: torch.Tensor) -> torch.Tensor:
-    """torchjd's regularize(normalize(M, norm_eps), reg_eps) for G[B, K, D]; eps values are [B]."""
-    M = gram(G)
-    K = M.shape[1]
-    tr = sum(M[:, k, k] for k in range(K))
-    small = tr < norm_eps
-    Mn = torch.where(small[:, None, None], 0.0, M / torch.where(small, 1.0, tr)[:, None, None])
-    eye = torch.eye(K, dtype=G.dtype, device=G.device)
-    return Mn + reg_eps[:, None, None] * eye
+from ..base import Method, combine
+from ..linalg import box_qp
+from ..shared import GRAM_EPS_HPARAMS, normalized_gram
 
 
 def weights(H: torch.Tensor) -> torch.Tensor:
@@ -53,18 +39,12 @@ def step(G, L, state, hp, ctx):
     return combine(w, G), state, {"weights": w}
 
 
-HPARAMS = (
-    HParam("reg_eps", 1e-4, 1e-8, 1e-1, 1e-8, "ridge added to the trace-normalised Gram matrix", log=True),
-    HParam("norm_eps", 1e-4, 1e-8, 1.0, 1e-8, "below this squared Frobenius norm the Gram matrix counts as 0",
-           log=True),
-)
-
 METHODS = (Method(
     key="upgrad", name="UPGrad", family="gradient surgery",
     paper="Quinton & Rey, Jacobian Descent for Multi-Objective Optimization, arXiv 2406.16232 (2024)",
     summary="Project each task gradient onto the cone of directions that conflict with no task, "
             "then average the projections.",
-    init=init, step=step, hparams=HPARAMS,
+    step=step, hparams=GRAM_EPS_HPARAMS,
     pipelines={"reference": "torchjd UPGrad (no SAM-GS code exists): no x K, no clip",
                "clean": "torchjd UPGrad: no x K, no clip"},
 ),)

@@ -21,8 +21,8 @@ first [B] (1 until the first step has run).
 """
 import torch
 
-from .base import HParam, Method, col, combine, norms
-from .uw import adam
+from ..base import HParam, Method, col, combine, norms
+from ..shared import adam
 
 SHIFT_MIN = 1e-8
 

@@ -44,12 +44,8 @@ aux ``weights``: alpha. No hyperparameters.
 """
 import torch
 
-from .base import Method, combine, norms, unit
-from .linalg import inverse, solve
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
+from ..base import Method, combine, norms, unit
+from ..linalg import inverse, solve
 
 
 def torch_norm(G: torch.Tensor) -> torch.Tensor:
@@ -117,7 +113,7 @@ METHODS = (Method(
     paper="Liu et al., Towards Impartial Multi-task Learning, ICLR 2021",
     summary="Combine the task gradients so that the result has an equal projection on every task's "
             "unit gradient.",
-    init=init, step=step,
+    step=step,
     pipelines={"reference": "published D U^T formula: parallel gradients fall back to g1, a zero gradient "
                             "gives NaN; no x K, no clip",
                "clean": "closed form (K = 2) / regularised M^-1 n form (K >= 3); zero gradient -> d = 0"},

@@ -19,29 +19,14 @@ State: s, m, v [B, K] (zeros) and the Adam bias-correction products p1, p2 [B] (
 """
 import torch
 
-from .base import HParam, Method, col, combine
-
-BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
+from ..base import HParam, Method, combine
+from ..shared import adam
 
 
 def init(B, K, D, hp, *, dtype, device):
     z = torch.zeros(B, K, dtype=dtype, device=device)
     one = torch.ones(B, dtype=dtype, device=device)
     return {"s": z, "m": z.clone(), "v": z.clone(), "p1": one, "p2": one.clone()}
-
-
-def adam(x, grad, m, v, p1, p2, lr):
-    """One torch.optim.Adam step (betas 0.9 / 0.999, eps 1e-8, torch's placement of eps) on x[B, K].
-
-    ``lr[B]``; ``p1, p2 [B]`` are beta1^n, beta2^n after the n steps taken so far (ones before the first).
-    Shared by FAMO and GradNorm for their own task-weight parameters.
-    """
-    m = m + (grad - m) * (1 - BETA1)
-    v = v * BETA2 + (1 - BETA2) * grad * grad
-    p1, p2 = p1 * BETA1, p2 * BETA2
-    denom = torch.sqrt(v) / col(torch.sqrt(1 - p2)) + ADAM_EPS
-    x = x - col(lr / (1 - p1)) * (m / denom)
-    return x, m, v, p1, p2
 
 
 def step(G, L, state, hp, ctx):

@@ -31,11 +31,8 @@ aux ``weights``: alpha = B 1.
 """
 import torch
 
-from .base import Method, Post, combine, gram
-from .linalg import sym_eig
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
+from ..base import Method, Post, combine, gram
+from ..linalg import sym_eig
 
 
 def weights_2(G: torch.Tensor) -> torch.Tensor:
@@ -94,7 +91,7 @@ METHODS = (Method(
     paper="Senushkin et al., Independent Component Alignment for Multi-Task Learning, CVPR 2023",
     summary="Align the task gradients into orthogonal components of equal norm (the smallest singular "
             "value) and sum them; collinear gradients give the plain sum.",
-    init=init, step=step,
+    step=step,
     reference=Post(times_k=True, clip=True), clean=Post(),
     pipelines={"reference": "clip1(K G^T B 1), scale mode 'min' (as the SAM-GS code)",
                "clean": "G^T B 1 as LibMTL / the paper, no x K, no clip"},

@@ -42,8 +42,8 @@ Pipelines:
 """
 import torch
 
-from . import solvers
-from .base import HParam, Method, Post, combine
+from .. import solvers
+from ..base import HParam, Method, Post, combine
 
 
 SOLVE_DTYPE = torch.float64   # the published code solves with cvxpy in float64

@@ -20,7 +20,7 @@ import itertools
 
 import torch
 
-from .base import HParam, Method, Post, col, norms
+from ..base import HParam, Method, Post, col, norms
 
 
 def init(B, K, D, hp, *, dtype, device):

@@ -25,7 +25,7 @@ signs give P ~ 1 (or 0) and keep the coordinate; a tie P == U drops both signs (
 """
 import torch
 
-from .base import Method, Post
+from ..base import Method, Post
 
 SALT_U = 0x6D02          # ctx.uniform salt of the per-coordinate draws
 EPS = 1e-8
@@ -44,10 +44,6 @@ def drop(G: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     return (G * M.to(G.dtype)).mean(1)
 
 
-def init(B, K, D, hp, *, dtype, device):
-    return {}
-
-
 def step(G, L, state, hp, ctx):
     U = ctx.uniform((G.shape[2],), SALT_U)
     return drop(G, U), state, {}
@@ -59,7 +55,7 @@ METHODS = (Method(
           "Multitask Models with Gradient Sign Dropout, NeurIPS 2020",
     summary="Per coordinate, keep only the positive or only the negative task gradients, chosen at random "
             "in proportion to their sign purity.",
-    init=init, step=step,
+    step=step,
     reference=Post(times_k=True, clip=True), clean=Post(times_k=True),
     aux=(), random=True,
     pipelines={"reference": "SAM-GS parameter-level drop: clip1(K mean_k M_k g_k)",

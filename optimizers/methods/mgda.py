@@ -25,14 +25,8 @@ still multiplies by K.
 
 No hyperparameters (gradient normalisation "none", as the toy code). ``aux["weights"]`` = w (native).
 """
-import torch
-
-from . import solvers
-from .base import Method, Post, combine
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
+from .. import solvers
+from ..base import Method, Post, combine
 
 
 def step(G, L, state, hp, ctx):
@@ -50,7 +44,7 @@ METHODS = (Method(
     paper="Sener & Koltun, Multi-Task Learning as Multi-Objective Optimization, NeurIPS 2018",
     summary="Descend along the min-norm point of the convex hull of the task gradients "
             "(a common descent direction; zero at Pareto-stationary points).",
-    init=init, step=step,
+    step=step,
     reference=Post(times_k=True), clean=Post(),
     pipelines={"reference": "MinNormSolver K=2 rule (0.999/0.001 at the ends), weights x K, no clip",
                "clean": "exact min-norm point, no x K, no clip"},

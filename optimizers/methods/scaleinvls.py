@@ -17,13 +17,9 @@ Pipelines (no post-processing in either: the SAM-GS base-class clip is a no-op f
 """
 import torch
 
-from .base import Method, combine
+from ..base import Method, combine
 
 SHIFT_MIN = 1e-8
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
 
 
 def step(G, L, state, hp, ctx):
@@ -39,7 +35,7 @@ METHODS = (Method(
     paper="Scale-invariant baseline (sum of log losses) of Navon et al., Multi-Task Learning as a "
           "Bargaining Game, ICML 2022 (also in FAMO, Liu et al., NeurIPS 2023)",
     summary="Descend the sum of the log losses: each task's gradient is divided by its loss.",
-    init=init, step=step, reference_vjp=True,
+    step=step, reference_vjp=True,
     pipelines={"reference": "sum_k g_k / L_k on raw losses (a negative loss flips its task), no clip; computed "
                             "as the code's backward of sum_k log L_k (one reverse pass with 1/L_k at the top)",
                "clean": "sum_k g_k / (L_k - floor_k) on losses shifted by the landscape floor, no clip"},

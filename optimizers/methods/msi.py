@@ -18,7 +18,7 @@ almost to the mean norm. A zero gradient keeps u_k = 0 (it still counts in nbar 
 nonzero one); its factor is reported as r_k = 1 (it multiplies a zero vector).
 
 * ``msi``: the rule above on the raw gradients.
-* ``pomsi``: PCGrad-project first (``optimizers.pcgrad.pc_grads``, the paper's PCGrad: j != i, no clip;
+* ``pomsi``: PCGrad-project first (``optimizers.shared.pc_grads``, the paper's PCGrad: j != i, no clip;
   K = 2 closed form, random visiting orders from ``ctx.uniform`` for K >= 3), then the rule on the projected
   gradients (their norms and similarities).
 * ``pomsi_static``: as POMSI, but the factors r_k are computed at the first step and frozen in the state,
@@ -30,8 +30,8 @@ w = sum_i r_i W_i. with the PCGrad coefficients W). No hyperparameters. Not in t
 """
 import torch
 
-from .base import Method, Post, combine, norms
-from .pcgrad import pc_grads
+from ..base import Method, Post, combine, norms
+from ..shared import pc_grads
 
 SALT_POMSI = 0x7E04
 SALT_POMSI_STATIC = 0x7E05
@@ -53,10 +53,6 @@ def scale_factors(n: torch.Tensor) -> torch.Tensor:
     pos = n > 0
     ratio = torch.where(pos, nbar / torch.where(pos, n, 1.0), 1.0)
     return torch.where(pos, torch.exp((1.0 - s) * torch.log(ratio)), 1.0)
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
 
 
 def init_static(B, K, D, hp, *, dtype, device):
@@ -90,14 +86,14 @@ METHODS = (
         key="msi", name="MSI", family="similarity-aware", paper=PAPER,
         summary="Pull each task gradient's norm toward the mean norm, the harder the less similar its "
                 "magnitude is to the others' (" + RECONSTRUCTED + ").",
-        init=init, step=step_msi, reference=Post(), clean=Post(), reconstructed=True,
+        step=step_msi, reference=Post(), clean=Post(), reconstructed=True,
         pipelines={**_PIPES, "clean": "d = sum_k n_k^{s_k} nbar^{1-s_k} u_k (reconstructed rule)"},
     ),
     Method(
         key="pomsi", name="POMSI", family="similarity-aware", paper=PAPER,
         summary="PCGrad-project the conflicting task gradients, then rescale their norms as MSI does ("
                 + RECONSTRUCTED + ").",
-        init=init, step=step_pomsi, reference=Post(), clean=Post(), reconstructed=True, random=True,
+        step=step_pomsi, reference=Post(), clean=Post(), reconstructed=True, random=True,
         pipelines={**_PIPES, "clean": "MSI rescaling of the PCGrad-projected gradients (reconstructed rule)"},
     ),
     Method(

@@ -14,13 +14,9 @@ methods-spec.md §1.1; the losses are not used, so there is nothing to shift).
 """
 import torch
 
-from .base import Method, combine
+from ..base import Method, combine
 
 SALT = 4101
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
 
 
 def step(G, L, state, hp, ctx):
@@ -34,7 +30,7 @@ METHODS = (Method(
     paper="Lin et al., Reasonable Effectiveness of Random Weighting: A Litmus Test for Multi-Task "
           "Learning, TMLR 2022 (arXiv 2111.10603)",
     summary="Weight the tasks by softmax of fresh standard-normal draws at every step.",
-    init=init, step=step, random=True,
+    step=step, random=True,
     pipelines={"reference": "sum_k w_k g_k, w = softmax(N(0, I)) per run per step, no clip",
                "clean": "same as reference"},
 ),)

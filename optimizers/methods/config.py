@@ -33,7 +33,7 @@ parallel -> g1 + g2.
 """
 import torch
 
-from .base import Method, Post, norms, unit
+from ..base import Method, Post, norms, unit
 
 _RIDGE = {torch.float32: 1e-2, torch.float64: 1e-5}
 
@@ -113,10 +113,6 @@ def general(G: torch.Tensor) -> torch.Tensor:
     return length[:, None] * vhat
 
 
-def init(B, K, D, hp, *, dtype, device):
-    return {}
-
-
 def step(G, L, state, hp, ctx):
     d = pair(G) if G.shape[1] == 2 else general(G)
     return d, state, {}
@@ -128,7 +124,7 @@ METHODS = (Method(
           "ICLR 2025 (arXiv 2408.11104, 2024)",
     summary="Move along the direction with equal projections on every unit task gradient, with the length "
             "of the summed gradient's projection on it.",
-    init=init, step=step,
+    step=step,
     reference=Post(), clean=Post(),
     aux=(),
     pipelines={"reference": "not in the SAM-GS code: as clean, no post-processing",

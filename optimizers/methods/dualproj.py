@@ -19,13 +19,9 @@ Hyperparameters: reg_eps 1e-4 and norm_eps 1e-4 (torchjd defaults). aux ``weight
 """
 import torch
 
-from .base import Method, combine
-from .linalg import box_qp
-from .upgrad import HPARAMS, normalized_gram
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
+from ..base import Method, combine
+from ..linalg import box_qp
+from ..shared import GRAM_EPS_HPARAMS, normalized_gram
 
 
 def weights(H: torch.Tensor) -> torch.Tensor:
@@ -50,7 +46,7 @@ METHODS = (Method(
     paper="torchjd DualProj: GEM's projection (Lopez-Paz & Ranzato, NeurIPS 2017) as in Quinton & Rey, "
           "Jacobian Descent for Multi-Objective Optimization, arXiv 2406.16232 (2024)",
     summary="Project the mean gradient onto the cone of directions that conflict with no task.",
-    init=init, step=step, hparams=HPARAMS,
+    step=step, hparams=GRAM_EPS_HPARAMS,
     pipelines={"reference": "torchjd DualProj (no SAM-GS code exists): no x K, no clip",
                "clean": "torchjd DualProj: no x K, no clip"},
 ),)

@@ -28,8 +28,8 @@ first [B] (1 until the first step has run).
 """
 import torch
 
-from .base import HParam, Method, col, combine
-from .uw import adam
+from ..base import HParam, Method, col, combine
+from ..shared import adam
 
 SHIFT_EPS = 1e-8
 

@@ -15,7 +15,7 @@ The correction raises the cosine of g_i' and g_j to the target phi_hat_ij; with 
 projection, so a fresh GradVac (and beta = 0) equals PCGrad. ``aux["weights"]`` are the coefficients of
 d = sum_k w_k g_k (every g_i' is a combination of the original gradients).
 
-Visiting order: as PCGrad (optimizers/pcgrad.py), per run and per task from ``ctx.uniform((K, K))``, ranks
+Visiting order: as PCGrad (``optimizers.shared.visit_ranks``), per run and per task from ``ctx.uniform((K, K))``, ranks
 by pairwise comparisons; it matters only for K >= 3 (``random=True``); for K = 2 nothing is drawn.
 
 Hyperparameters: beta = 0.5, the EMA rate of LibMTL (``GradVac_beta``) and torchjd (``GradVac(beta=0.5,
@@ -33,8 +33,8 @@ d = 0 on a fresh state.
 """
 import torch
 
-from .base import HParam, Method, Post, norms
-from .pcgrad import visit_ranks
+from ..base import HParam, Method, Post, norms
+from ..shared import visit_ranks
 
 SALT_ORDER = 0x6A03
 EPS = 1e-8

@@ -32,7 +32,7 @@ The buffer shift is ``cat(C[:, 1:], L)``, never an in-place write.
 """
 import torch
 
-from .base import HParam, Method, col, combine
+from ..base import HParam, Method, col, combine
 
 
 def init(B, K, D, hp, *, dtype, device):

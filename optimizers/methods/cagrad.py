@@ -33,12 +33,8 @@ w = 1 (g_w = 0) and d_CA = g0; opposite gradients with equal norms have g0 = 0 a
 """
 import torch
 
-from . import solvers
-from .base import HParam, Method, Post, col, combine
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
+from .. import solvers
+from ..base import HParam, Method, Post, col, combine
 
 
 def step(G, L, state, hp, ctx):
@@ -71,7 +67,7 @@ METHODS = (Method(
           "NeurIPS 2021",
     summary="Move from the mean gradient, within a ball of radius c|g0|, towards the direction that "
             "most improves the worst task.",
-    init=init, step=step,
+    step=step,
     hparams=(
         HParam("c", 0.4, 0.0, 1.0, 0.05,
                "conflict-aversion radius: |d - g0| <= c |g0| (0 = plain mean gradient); "

@@ -2,16 +2,12 @@
 
     d = sum_k g_k          (the gradient of the summed loss; task weights live in the landscape)
 
-Both pipelines: no post-processing (the published toy code's base-class clip runs before backward and
-is a no-op, methods-spec.md §1.1).
+Pipelines: ``reference`` and ``clean`` alike, no post-processing (the published toy code's base-class clip
+runs before backward and is a no-op, methods-spec.md §1.1).
 """
 import torch
 
-from .base import Method
-
-
-def init(B, K, D, hp, *, dtype, device):
-    return {}
+from ..base import Method
 
 
 def step(G, L, state, hp, ctx):
@@ -23,6 +19,6 @@ METHODS = (Method(
     key="ls", name="LS", family="loss weighting",
     paper="Linear scalarisation (sum of the task losses)",
     summary="Descend the plain sum of the task losses.",
-    init=init, step=step,
+    step=step,
     pipelines={"reference": "sum of gradients, no clip", "clean": "sum of gradients, no clip"},
 ),)

@@ -1,0 +1,117 @@
+"""Figure data, backend-neutral: what every figure draws, defined once for the Plotly and matplotlib builders.
+
+* ``loss_grid`` / ``contour_grid``: the landscape's task losses (or their weighted sum) on an n x n grid over
+  its box — the contour of every map, memoised per (landscape, weights, scale, n);
+* ``pareto_pieces`` / ``pareto_polyline``: the Pareto set (K = 2, an ordered curve) cut into its connected
+  pieces. A cut is a gap longer than ``PARETO_GAP`` of the box's diagonal: the set's points are unevenly
+  spaced (refined near kinks, thinned by arc length elsewhere), so a rule relative to the median gap cuts a
+  smooth curve into hundreds of bits wherever the points bunch up. A set whose order along the front jumps
+  between symmetric copies (most points alone in their piece) is drawn as a cloud of points instead
+  (``pareto_is_curve``);
+* ``regular_grid``: whether start points fill a full regular grid (basin maps draw cells, not dots);
+* ``OUTCOME_ORDER`` / ``outcome_label``: the order and names of per-run outcomes on maps and legends.
+
+Nothing here imports Plotly, matplotlib or Streamlit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CONTOUR_N = 120           # contour grid resolution per axis (browser maps)
+PARETO_GAP = 0.02         # a gap longer than this share of the box's diagonal separates two pieces of the set
+
+OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
+OUTCOME_LABELS = {"pareto": "Pareto set (not an optimum)", "stalled": "stalled off the set",
+                  "moving": "still moving at the end", "diverged": "diverged"}
+
+_GRIDS: dict = {}          # memo: (landscape identity, weights, scale, n) -> (xs, ys, L[n, n, K])
+
+
+def _land_key(land) -> tuple:
+    return land.key, repr(getattr(land, "spec", None))
+
+
+def loss_grid(land, weights=None, scale: float = 1.0, n: int = CONTOUR_N):
+    """(xs[n], ys[n], L[n, n, K]): the weighted task losses on an n x n grid over the box (row = y, column = x)."""
+    key = (_land_key(land), None if weights is None else tuple(map(float, weights)), float(scale), int(n))
+    if key not in _GRIDS:
+        if len(_GRIDS) > 64:
+            _GRIDS.clear()
+        xs, ys, pts = land.grid(n)
+        L = land.losses_np(pts, weights, scale)
+        _GRIDS[key] = (xs, ys, L.reshape(n, n, -1))
+    return _GRIDS[key]
+
+
+def contour_index(loss: str, n_tasks: int) -> int | None:
+    """None for the weighted sum ("sum"), else the 0-based task of "task1", "task2", ... (ValueError otherwise)."""
+    if loss == "sum":
+        return None
+    k = loss.removeprefix("task")
+    if loss.startswith("task") and k.isdigit() and 1 <= int(k) <= n_tasks:
+        return int(k) - 1
+    raise ValueError(f"loss: {loss!r} is not one of sum, task1 .. task{n_tasks}")
+
+
+def contour_grid(land, loss: str = "sum", weights=None, scale: float = 1.0, n: int = CONTOUR_N):
+    """(xs[n], ys[n], Z[n, n]) of the chosen loss ("sum" = the weighted sum, or "task1", "task2", ...)."""
+    xs, ys, L = loss_grid(land, weights, scale, n)
+    k = contour_index(loss, L.shape[-1])
+    return xs, ys, (L.sum(-1) if k is None else L[..., k])
+
+
+def loss_name(loss: str) -> str:
+    """"sum" -> "weighted sum", "task2" -> "task 2 loss"."""
+    return "weighted sum" if loss == "sum" else f"task {loss.removeprefix('task')} loss"
+
+
+# -- the Pareto set ------------------------------------------------------------------------------------
+def pareto_pieces(points, bounds) -> list[np.ndarray]:
+    """The ordered Pareto set (K = 2) split into its connected pieces, each [n_i, 2] with n_i >= 1."""
+    p = np.asarray(points, dtype=float).reshape(-1, 2)
+    if len(p) < 2:
+        return [p] if len(p) else []
+    gaps = np.hypot(*np.diff(p, axis=0).T)
+    (x0, x1), (y0, y1) = bounds
+    cut = gaps > PARETO_GAP * float(np.hypot(x1 - x0, y1 - y0))
+    return np.split(p, np.flatnonzero(cut) + 1)
+
+
+def pareto_is_curve(pieces) -> bool:
+    """Whether the pieces read as lines: most points lie in pieces of three points or more."""
+    total = sum(len(q) for q in pieces)
+    return total > 0 and sum(len(q) for q in pieces if len(q) >= 3) >= 0.8 * total
+
+
+def pareto_polyline(points, bounds) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of the pieces joined by NaN separators (one line trace draws them all)."""
+    pieces = pareto_pieces(points, bounds)
+    if not pieces:
+        return np.empty(0), np.empty(0)
+    sep = np.full((1, 2), np.nan)
+    joined = np.concatenate([a for piece in pieces for a in (piece, sep)][:-1])
+    return joined[:, 0], joined[:, 1]
+
+
+# -- start grids and outcomes --------------------------------------------------------------------------
+def regular_grid(x, y, decimals: int = 9):
+    """(xs, ys, ix, iy) when the points (x[i], y[i]) fill a full regular lattice once each, else None."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    xs, ix = np.unique(np.round(x, decimals), return_inverse=True)
+    ys, iy = np.unique(np.round(y, decimals), return_inverse=True)
+    if len(xs) < 2 or len(ys) < 2 or len(xs) * len(ys) != len(x):
+        return None
+    if len(np.unique(iy * len(xs) + ix)) != len(x):
+        return None
+    return xs, ys, ix, iy
+
+
+def outcome_label(name: str, optima) -> str:
+    """A legend label for an outcome; optima are named with their coordinates."""
+    if name.startswith("optimum"):
+        i = int(name.split()[1]) - 1
+        if len(optima) > i:
+            x, y = (round(float(v), 2) + 0.0 for v in optima[i])     # + 0.0: no "-0.00"
+            return f"{name} ({x:.2f}, {y:.2f})" if len(optima) > 1 else f"the optimum ({x:.2f}, {y:.2f})"
+        return name
+    return OUTCOME_LABELS.get(name, name)

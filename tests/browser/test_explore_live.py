@@ -1,0 +1,279 @@
+"""The live map in real Chromium: the drawing bugs of the old page stay fixed, and the address is the state.
+
+Each test reads what the browser drew (``.js-plotly-plot``: Plotly's ``data`` / ``_fullData`` / ``_fullLayout``, the
+SVG it rendered) or where things are on screen (bounding boxes), never the page's own bookkeeping.
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 300_000
+QUICK = "methods=samgs,ls,pcgrad&steps=3000"
+CONTOUR_PATHS = "() => document.querySelectorAll('.gs-live .contourlayer path').length"
+DRAWS = "() => (window.__gradscapeDraws || []).length"
+NAMES_VISIBLE = """() => document.querySelector('.gs-live .js-plotly-plot').data
+    .filter(t => t.showlegend !== false && t.name).map(t => [t.name, t.visible === undefined ? true : t.visible])"""
+
+
+def idle(page, settle_ms: int = 700):
+    """Streamlit idle and the map not redrawn for ``settle_ms``."""
+    page.wait_for_function(
+        f"""() => {{ const d = window.__gradscapeDraws || []; const last = d.length ? d[d.length - 1].at : 0;
+                     return !document.querySelector('[data-testid="stStatusWidget"]') && d.length > 0
+                            && performance.now() - last > {settle_ms}; }}""", timeout=TIMEOUT_MS)
+
+
+def open_map(page, base, query=""):
+    page.goto(base + "/" + (f"?{query}" if query else ""))
+    page.wait_for_function(DRAWS + " > 0", timeout=TIMEOUT_MS)
+    idle(page)
+
+
+def wait_redraw(page, n_before):
+    page.wait_for_function(f"() => ({DRAWS})() > {n_before}", timeout=TIMEOUT_MS)
+    idle(page)
+
+
+def query_of(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def nudge_gamma(page, key="ArrowRight"):
+    n = page.evaluate(DRAWS)
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="similarity threshold").locator("input[type=range]")
+    slider.focus()
+    page.keyboard.press(key)
+    wait_redraw(page, n)
+
+
+def pick(page, label: str):
+    """Click a radio option of the main area and wait until the page has run."""
+    page.get_by_text(label, exact=True).click()
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(600)
+
+
+def no_exceptions(page):
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.js_errors == []
+    assert page.evaluate("() => [...document.querySelectorAll('[data-error]')].map(e => e.dataset.error)") == []
+
+
+# -- bug 1: playback and scrubbing keep the contour -------------------------------------------------------
+def test_playback_and_scrubbing_keep_the_contour(page, server, screenshots):
+    open_map(page, server, QUICK)
+    before = page.evaluate(CONTOUR_PATHS)
+    assert before > 20
+    page.click(".gs-play")
+    page.wait_for_function("() => +document.querySelector('.gs-live').parentElement.dataset.frame > 5",
+                           timeout=30_000)
+    assert page.evaluate(CONTOUR_PATHS) == before                   # while playing
+    page.click(".gs-play")                                          # pause
+    page.evaluate("() => { const s = document.querySelector('.gs-scrub'); s.value = String(Math.floor(s.max / 2));"
+                  " s.dispatchEvent(new Event('input')); }")
+    page.wait_for_timeout(300)
+    assert page.evaluate(CONTOUR_PATHS) == before                   # after scrubbing
+    step = int(page.locator(".gs-step").text_content().removeprefix("step ").replace(",", ""))
+    assert 1000 <= step <= 2000                                     # the middle of 3 000 steps
+    page.screenshot(path=str(screenshots / "explore-playback.png"))
+    no_exceptions(page)
+
+
+# -- bug 2: the Pareto set is a few long pieces ------------------------------------------------------------
+PARETO_PIECES = """() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData.find(t => t.name === 'Pareto set');
+  const x = Array.from(t.x); const pieces = []; let n = 0;
+  for (const v of x) { if (v === null || Number.isNaN(v)) { if (n) pieces.push(n); n = 0; } else n += 1; }
+  if (n) pieces.push(n); return [t.mode, pieces]; }"""
+
+
+@pytest.mark.parametrize("query", ["land=one_optimum", "land=two_optima", "land=custom"])
+def test_the_pareto_set_is_drawn_as_a_few_long_pieces(page, server, query):
+    open_map(page, server, query + "&methods=ls&steps=200")
+    mode, pieces = page.evaluate(PARETO_PIECES)
+    assert mode == "lines"
+    assert 1 <= len(pieces) <= 3 and min(pieces) >= 50, pieces
+    # and the browser drew it: the trace's SVG path has as many moves as pieces
+    d = page.evaluate("""() => { const gd = document.querySelector('.gs-live .js-plotly-plot');
+        const i = gd._fullData.findIndex(t => t.name === 'Pareto set');
+        return gd.querySelectorAll('.scatterlayer .trace')[i - 1].querySelector('path.js-line').getAttribute('d'); }""")
+    assert d.count("M") == len(pieces)
+
+
+# -- bug 3 and 4: the address is the state; Back and Forward ------------------------------------------------
+def _share_links(page):
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    return [sidebar.get_by_label("This view", exact=False).input_value(),
+            sidebar.get_by_label("Teaching link", exact=False).input_value()]
+
+
+def test_after_each_interaction_the_address_and_the_share_box_equal_the_state(page, server):
+    open_map(page, server, QUICK)
+    steps = [("gamma", lambda: nudge_gamma(page), {"samgs.gamma": "0.11"}),
+             ("view", lambda: pick(page, "Diagnostics"), {"view": "diag"}),
+             ("back to the map", lambda: pick(page, "Map"), {}),
+             ("layout", lambda: pick(page, "One panel per method"), {"layout": "multiples"}),
+             ("contour", lambda: pick(page, "task 1"), {"loss": "task1"})]
+    expected = {"methods": "ls,pcgrad,samgs", "steps": "3000"}
+    for name, act, change in steps:
+        act()
+        if name == "back to the map":
+            expected.pop("view")
+        expected.update(change)
+        for _ in range(40):             # the run the interaction started writes the address when it ends
+            if query_of(page) == expected:
+                break
+            page.wait_for_timeout(250)
+        assert query_of(page) == expected, name
+        link, teach = _share_links(page)[:2]
+        assert parse_qs(urlparse(link).query) == parse_qs(urlparse(page.url).query), name
+        assert urlparse(link).netloc == urlparse(page.url).netloc and link.startswith("http"), name
+        assert {k: v[0] for k, v in parse_qs(urlparse(teach).query).items()} == {**expected, "teach": "1"}, name
+    no_exceptions(page)
+
+
+def test_back_and_forward_step_between_deliberate_changes(page, server):
+    open_map(page, server, QUICK)
+    start = page.evaluate("() => history.length")
+    pick(page, "Loss space")
+    nudge_gamma(page)
+    assert page.evaluate("() => history.length") == start + 2             # one entry per change
+    n = page.evaluate(DRAWS)
+    page.go_back()
+    wait_redraw(page, n)
+    assert query_of(page).get("samgs.gamma") is None and query_of(page)["view"] == "loss"
+    gamma = page.locator('[data-testid="stSlider"]').filter(has_text="similarity threshold")
+    assert gamma.locator("input[type=range]").input_value() == "0.1"      # the widget follows the address
+    n = page.evaluate(DRAWS)
+    page.go_back()
+    wait_redraw(page, n)
+    assert "view" not in query_of(page)
+    title = page.evaluate("() => document.querySelector('.gs-live .js-plotly-plot')._fullLayout.title.text")
+    assert "weighted sum" in title                                          # the map again, not the loss space
+    n = page.evaluate(DRAWS)
+    page.go_forward()
+    wait_redraw(page, n)
+    assert query_of(page)["view"] == "loss"
+    no_exceptions(page)
+
+
+def test_opening_benchmark_adds_one_history_entry(page, server):
+    open_map(page, server, QUICK)
+    before = page.evaluate("() => history.length")
+    page.get_by_role("link", name="Benchmark").click()
+    page.wait_for_function("() => location.pathname.endsWith('/benchmark')", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1500)
+    assert page.evaluate("() => history.length") == before + 1
+    page.go_back()
+    page.wait_for_function(DRAWS + " > 0", timeout=TIMEOUT_MS)
+    assert query_of(page) == {"methods": "ls,pcgrad,samgs", "steps": "3000"}
+
+
+# -- bug 5: isolation, the camera, colours, overlaps, dense grids ---------------------------------------------
+def test_legend_isolation_survives_a_gamma_move(page, server):
+    open_map(page, server, QUICK)
+    page.locator(".legend .traces").filter(has_text="LS").first.dblclick()
+    page.wait_for_timeout(500)
+    isolated = dict(page.evaluate(NAMES_VISIBLE))
+    assert isolated["LS"] is True and isolated["SAM-GS"] == "legendonly" and isolated["PCGrad"] == "legendonly"
+    before = page.evaluate("() => JSON.stringify(document.querySelector('.gs-live .js-plotly-plot').data"
+                           ".find(t => t.name === 'SAM-GS').x)")
+    nudge_gamma(page)
+    after = page.evaluate("() => JSON.stringify(document.querySelector('.gs-live .js-plotly-plot').data"
+                          ".find(t => t.name === 'SAM-GS').x)")
+    assert after != before                                                  # SAM-GS's paths did change
+    assert dict(page.evaluate(NAMES_VISIBLE)) == isolated
+
+
+def test_the_camera_exports_the_map_without_the_playback_controls(page, server):
+    open_map(page, server, QUICK)
+    layout = page.evaluate("() => { const l = document.querySelector('.gs-live .js-plotly-plot').layout;"
+                           " return [l.updatemenus || null, l.sliders || null, l.height]; }")
+    assert layout[:2] == [None, None]                                       # the controls are not in the figure
+    size = page.evaluate("""async () => { const gd = document.querySelector('.gs-live .js-plotly-plot');
+        const url = await Plotly.toImage(gd, {format: 'png', scale: 1});
+        const img = new Image(); img.src = url; await img.decode(); return [img.width, img.height]; }""")
+    assert size[1] == page.evaluate("() => document.querySelector('.gs-live .js-plotly-plot')._fullLayout.height")
+    assert page.locator(".gs-play").is_visible()                            # they are on the page, outside it
+
+
+def _overlap(a, b) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"] or
+                a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def test_nothing_overlaps_at_1024_pixels(browser_context, server, screenshots):
+    page = browser_context.new_page()
+    page.js_errors = []
+    page.set_viewport_size({"width": 1024, "height": 800})
+    try:
+        open_map(page, server, "steps=2000")
+        legend = page.locator(".js-plotly-plot .legend").bounding_box()
+        colorbar = page.locator(".js-plotly-plot .colorbar").bounding_box()
+        plot = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        assert not _overlap(legend, colorbar) and not _overlap(legend, plot) and not _overlap(colorbar, plot)
+        button = page.locator(".gs-play").bounding_box()
+        label = page.locator(".gs-step").bounding_box()
+        scrub = page.locator(".gs-scrub").bounding_box()
+        assert not _overlap(button, label) and not _overlap(button, scrub) and not _overlap(scrub, label)
+        names = [n for n, _ in page.evaluate(NAMES_VISIBLE)]
+        assert "end" in names and "start" in names                          # both markers explained
+        page.screenshot(path=str(screenshots / "explore-1024.png"))
+    finally:
+        page.close()
+
+
+def test_a_dense_grid_draws_thin_translucent_paths_without_rings(page, server):
+    open_map(page, server, "starts=grid:12&methods=samgs,ls&steps=2000")
+    path = page.evaluate("() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData"
+                         ".find(t => t.name === 'SAM-GS'); return [t.line.width, t.opacity, t.x.length]; }")
+    assert path[0] < 1 and path[1] < 1 and path[2] >= 144 * 8
+    starts = page.evaluate("() => document.querySelector('.gs-live .js-plotly-plot')._fullData"
+                           ".find(t => t.name === 'start').marker.size")
+    assert starts <= 5
+    # the playback markers are dots on a canvas: count the drawn pixels of a frame against a ring's outline
+    assert page.evaluate("() => document.querySelector('.gs-overlay') !== null")
+
+
+# -- presentation mode ---------------------------------------------------------------------------------------
+def test_presentation_mode_puts_the_map_above_the_fold(browser_context, server, screenshots):
+    page = browser_context.new_page()
+    page.js_errors = []
+    page.set_viewport_size({"width": 1280, "height": 720})
+    try:
+        open_map(page, server, "teach=1&knobs=gamma")
+        plot = page.locator(".js-plotly-plot").bounding_box()
+        controls = page.locator(".gs-controls").bounding_box()
+        assert plot["y"] >= 0 and controls["y"] + controls["height"] <= 720
+        assert plot["width"] >= 0.5 * 1280
+        assert page.locator('[data-testid="stSidebar"]').count() == 0          # no empty sidebar
+        assert page.get_by_role("button", name="Result (.npz)").count() == 0   # no download row
+        body = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+        assert "engine" not in body                                            # no timing caption
+        assert "One optimum" in body and "SAM-GS" in body and "γ 0.1" in body and "20,000 steps" in body
+        assert page.locator('[data-testid="stSlider"]').filter(has_text="similarity threshold").count() == 1
+        page.screenshot(path=str(screenshots / "explore-presentation-1280x720.png"))
+        no_exceptions(page)
+    finally:
+        page.close()
+
+
+def test_a_click_adds_a_start_where_it_lands(page, server):
+    open_map(page, server, QUICK)
+    n = page.evaluate(DRAWS)
+    px = page.evaluate("""([x, y]) => { const gd = document.querySelector('.gs-live .js-plotly-plot');
+        const r = gd.getBoundingClientRect(); const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        return [r.left + xa._offset + xa.d2p(x), r.top + ya._offset + ya.d2p(y)]; }""", [4.3, -6.1])
+    page.mouse.move(*px)
+    page.wait_for_timeout(200)
+    page.mouse.click(*px)
+    wait_redraw(page, n)
+    starts = np.array(page.evaluate("() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData"
+                                    ".find(t => t.name === 'start'); return [Array.from(t.x), Array.from(t.y)]; }")).T
+    assert len(starts) == 8 and np.hypot(*(starts[-1] - [4.3, -6.1])) < 0.1

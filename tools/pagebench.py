@@ -1,0 +1,88 @@
+"""Timing the Explore page in Chromium: from an input event to the last redraw of the live map, and the bytes
+that crossed the websocket meanwhile. Shared by tools/explore_bench.py and tools/lecture_hall.py.
+
+The page records input times itself (a capturing keydown / pointerup listener added before any page script runs),
+and the live map records when each frame was drawn (``window.__gradscapeDraws``, static/gradscape/live_map.js),
+so every time is read from the browser's one clock (``performance.now()``).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+INIT = """window.__gsInput = [];
+for (const ev of ['keydown', 'pointerup'])
+  document.addEventListener(ev, () => window.__gsInput.push(performance.now()), true);"""
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+DRAWS = "() => (window.__gradscapeDraws || []).map(d => [d.at, d.bytes])"
+SETTLE_MS = 700          # no new draw for this long, and Streamlit idle: the change is over
+
+
+class WireCounter:
+    """Bytes the page received over websockets (Streamlit's deltas, the live map's frames among them)."""
+
+    def __init__(self, page):
+        self.frames: list[tuple[float, int]] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on))
+
+    def _on(self, payload):
+        self.frames.append((time.perf_counter(), len(payload) if isinstance(payload, (bytes, str)) else 0))
+
+    def mark(self) -> int:
+        return len(self.frames)
+
+    def since(self, mark: int) -> int:
+        return sum(n for _, n in self.frames[mark:])
+
+
+def open_page(page, url: str, timeout_ms: int = 300_000):
+    page.add_init_script(INIT)
+    page.goto(url)
+    page.wait_for_function("() => (window.__gradscapeDraws || []).length > 0", timeout=timeout_ms)
+    settle(page, timeout_ms)
+
+
+def settle(page, timeout_ms: int = 300_000) -> None:
+    """Wait until Streamlit is idle and the map has not redrawn for SETTLE_MS."""
+    page.wait_for_function(
+        f"""() => {{ const d = window.__gradscapeDraws || []; const last = d.length ? d[d.length - 1].at : 0;
+                     return ({IDLE})() && performance.now() - last > {SETTLE_MS}; }}""", timeout=timeout_ms)
+
+
+def first_chart_ms(page) -> float:
+    """Milliseconds from navigation start to the live map's first drawing."""
+    return page.evaluate("() => window.__gradscapeDraws[0].at")
+
+
+def timed_change(page, act, wire: WireCounter, timeout_ms: int = 300_000) -> dict:
+    """Run ``act()`` (which presses a key or clicks), wait for the page to settle; the latency is from the input
+    event to the last redraw of the map after it."""
+    n_draws = page.evaluate("() => (window.__gradscapeDraws || []).length")
+    n_input = page.evaluate("() => window.__gsInput.length")
+    mark = wire.mark()
+    act()
+    page.wait_for_function(f"() => (window.__gradscapeDraws || []).length > {n_draws}", timeout=timeout_ms)
+    settle(page, timeout_ms)
+    t_in = page.evaluate(f"() => window.__gsInput[{n_input}]")
+    draws = page.evaluate(DRAWS)[n_draws:]
+    return {"latency_s": (draws[-1][0] - t_in) / 1000, "frame_bytes": sum(b for _, b in draws),
+            "wire_bytes": wire.since(mark), "draws": len(draws)}
+
+
+def slider_input(page, label: str):
+    """The range input of the Streamlit slider whose label contains ``label``."""
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).locator("input[type=range]").first
+
+
+def press(page, locator, key: str):
+    def act():
+        locator.focus()
+        page.keyboard.press(key)
+    return act
+
+
+def summary(samples: list[dict]) -> dict:
+    lat = [s["latency_s"] for s in samples]
+    return {"n": len(samples), "median_s": statistics.median(lat), "min_s": min(lat), "max_s": max(lat),
+            "frame_bytes": int(statistics.median(s["frame_bytes"] for s in samples)),
+            "wire_bytes": int(statistics.median(s["wire_bytes"] for s in samples))}

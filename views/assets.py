@@ -1,0 +1,40 @@
+"""Static files the browser needs besides Streamlit's own: Plotly.js for the live map.
+
+Plotly.js comes from the installed plotly package (the version the Python figures are built for) and is gzipped
+once into ``static/vendor/plotly.min.js.gz`` (not committed; set-up runs ``python -m views.assets``, and the live
+map runs :func:`ensure_assets` again in case a plotly upgrade changed it). Served as ``application/gzip`` the file
+goes out as it is (1.5 MB): a plain ``.js`` would be gzipped again by the web server for every new browser, 0.14 s
+of server CPU each. The browser inflates it (``DecompressionStream``, static/gradscape/live_map.js).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import plotly
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+PLOTLY_GZ = STATIC / "vendor" / "plotly.min.js.gz"
+
+
+def ensure_assets() -> Path:
+    """Gzip Plotly.js next to our frontend, once per install or upgrade (a stamp records the source's size and
+    time). Returns the archive's path."""
+    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    stamp = f"{src.stat().st_size}-{int(src.stat().st_mtime)}"
+    mark = PLOTLY_GZ.with_suffix(".stamp")
+    if PLOTLY_GZ.exists() and mark.exists() and mark.read_text() == stamp:
+        return PLOTLY_GZ
+    PLOTLY_GZ.parent.mkdir(parents=True, exist_ok=True)
+    tmp = PLOTLY_GZ.with_name(f"{PLOTLY_GZ.name}.{os.getpid()}.tmp")
+    with open(src, "rb") as f_in, gzip.GzipFile(tmp, "wb", compresslevel=9, mtime=0) as f_out:
+        shutil.copyfileobj(f_in, f_out)
+    tmp.replace(PLOTLY_GZ)       # atomic: two servers starting at once never serve half a file
+    mark.write_text(stamp)
+    return PLOTLY_GZ
+
+
+if __name__ == "__main__":
+    print(ensure_assets())
