@@ -288,8 +288,9 @@ def live_area():
         st.session_state["explore.config"] = cfg.to_dict()
         if not presenting:
             M, S = result.shape
+            ran = f"{result.timings.get('device', 'cpu')}, {'/'.join(sorted(set(result.timings['backends'].values())))}"
             st.caption(f"{M} method(s) × {S} start(s) × {cfg.steps:,} steps: engine {result.timings['wall_s']:.2f} s "
-                       f"(each method cached once computed); paths recorded every {cfg.record_every} steps, drawn "
+                       f"on {ran} (each method cached once computed); paths recorded every {cfg.record_every} steps, drawn "
                        f"decimated.")
             for key, why in result.timings.get("kernel_fallbacks", {}).items():
                 st.caption(f"{optimizers.get(key).label}: {why}.")
