@@ -15,7 +15,7 @@ _boot = st.empty()
 if "trajectories" not in sys.modules:
     with _boot.status("Warming up: loading PyTorch and the engine (the first visit after a server start takes "
                       "about ten seconds)…"):
-        import trajectories  # noqa: F401
+        import trajectories  # noqa: F401  (loading it is the point: torch and the engine)
 _boot.empty()
 
 import optimizers  # noqa: E402
