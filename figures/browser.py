@@ -345,7 +345,7 @@ def live_loss_space(result, style: Style = Style(), *, playback: bool = True, he
     traces.append(_starts_trace(live, L0, S, style, space="loss"))
     traces.append(_end_legend(style))
     # a range that shows the front and the starts even when a run diverges far away
-    alive = result.status != "diverged"
+    alive = result.diverged_step < 0
     pts = [front[:, :2], L0]
     if alive.any():
         pts.append(result.losses[..., -1, :2][alive])

@@ -9,7 +9,8 @@
   between symmetric copies (most points alone in their piece) is drawn as a cloud of points instead
   (``pareto_is_curve``);
 * ``regular_grid``: whether start points fill a full regular grid (basin maps draw cells, not dots);
-* ``OUTCOME_ORDER`` / ``outcome_label``: the order and names of per-run outcomes on maps and legends.
+* ``OUTCOME_ORDER`` / ``outcome_label``: the order and names of per-run outcomes on maps and legends — defined in
+  ``figures/vocabulary.py`` (the one vocabulary of outcomes) and re-exported here.
 
 Nothing here imports Plotly, matplotlib or Streamlit.
 """
@@ -17,12 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .vocabulary import OUTCOME_ORDER, outcome_label  # noqa: F401  (the outcome vocabulary, re-exported)
+
 CONTOUR_N = 120           # contour grid resolution per axis (browser maps)
 PARETO_GAP = 0.02         # a gap longer than this share of the box's diagonal separates two pieces of the set
 
-OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
-OUTCOME_LABELS = {"pareto": "Pareto set (not an optimum)", "stalled": "stalled off the set",
-                  "moving": "still moving at the end", "diverged": "diverged"}
 
 _GRIDS: dict = {}          # memo: (landscape identity, weights, scale, n) -> (xs, ys, L[n, n, K])
 
@@ -104,14 +104,3 @@ def regular_grid(x, y, decimals: int = 9):
     if len(np.unique(iy * len(xs) + ix)) != len(x):
         return None
     return xs, ys, ix, iy
-
-
-def outcome_label(name: str, optima) -> str:
-    """A legend label for an outcome; optima are named with their coordinates."""
-    if name.startswith("optimum"):
-        i = int(name.split()[1]) - 1
-        if len(optima) > i:
-            x, y = (round(float(v), 2) + 0.0 for v in optima[i])     # + 0.0: no "-0.00"
-            return f"{name} ({x:.2f}, {y:.2f})" if len(optima) > 1 else f"the optimum ({x:.2f}, {y:.2f})"
-        return name
-    return OUTCOME_LABELS.get(name, name)

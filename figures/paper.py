@@ -5,7 +5,8 @@ Builders, each ``paper_<kind>(result, style=None, size="double", **options) -> m
 * ``small_multiples``: contour of the loss with every start's path, one column per method variant (the SAM-GS
   paper's figures 2 and 4); ``rows=("contour", "loss")`` adds the loss-space view under each panel;
 * ``loss_space``: the paths in (L1, L2) with the Pareto front, one panel per variant;
-* ``basin``: each start coloured by where its run ended (``Result.outcome``), one panel per variant;
+* ``basin``: each start coloured by what its run reached (``Result.outcome``, in the words of
+  ``figures/vocabulary.py``), one panel per variant;
 * ``heatmap``: a sweep's metric over its swept values (or over variants x starts when nothing is swept);
 * ``diagnostics``: per-step curves (loss, distance to the Pareto set, gradient cosine, ...), median over
   the starts with the interquartile band.
@@ -28,7 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from . import data
+from . import data, vocabulary
 from . import style as st
 
 
@@ -383,6 +384,8 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
     cmap = ListedColormap([st.OUTCOME_COLOURS.get(o, "#BBBBBB") for o in present])
     grid = data.regular_grid(result.starts[:, 0], result.starts[:, 1])
     sz = _marker_sizes(style, size)
+    marked = False
+    optima = land.optima(_variant_weights(result, sel[0]) if sel else None, _scale(result))
     with mpl.rc_context(size.rc):
         fig = _new_figure(size, nrows, cols, extra_in=(3.0 * size.font / 72 if legend else 0))
         axes = fig.subplots(nrows, cols, squeeze=False)
@@ -399,6 +402,11 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
                 ax.scatter(result.starts[:, 0], result.starts[:, 1], c=code, cmap=cmap, vmin=-0.5,
                            vmax=len(present) - 0.5, s=(sz["start"] * 1.6) ** 2, edgecolors="black",
                            linewidths=0.3, zorder=4)
+            after = vocabulary.died_after_reaching(result.outcome[m], result.status[m])
+            if after.any():     # reached the optimum (or the set), then turned NaN or blew up: marked
+                marked = True
+                ax.plot(result.starts[after, 0], result.starts[after, 1], ls="none", marker="x",
+                        ms=sz["start"] * 0.7, mew=0.6 * size.line / 0.5, color="black", zorder=5)
             draw_landscape(ax, land, weights=_variant_weights(result, m), scale=_scale(result), style=style, size=size)
             _panel_title(ax, result.variants[m]["label"], size, cols)
             ax.set_xlabel(st.THETA_LABELS[0])
@@ -409,18 +417,22 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
         if title:
             fig.suptitle(title)
         if legend:
-            patches = [Patch(facecolor=st.OUTCOME_COLOURS.get(o, "#BBBBBB"), edgecolor="none", label=o)
-                       for o in present]
-            _legend_below(fig, patches + marker_legend(style, size)[2:], size)
+            patches = [Patch(facecolor=st.OUTCOME_COLOURS.get(o, "#BBBBBB"), edgecolor="none",
+                             label=vocabulary.outcome_label(o, optima)) for o in present]
+            if marked:
+                patches.append(Line2D([], [], ls="none", marker="x", ms=sz["start"] * 0.7, color="black",
+                                      label="then turned NaN or blew up"))
+            _legend_below(fig, patches + marker_legend(style, size)[2:], size, ncol=min(len(patches) + 2, 4))
     return fig
 
 
 # -- sweep heatmaps -----------------------------------------------------------------------------------------
 METRICS = {
     # name: (label, per-run value from the Result, aggregate over starts, colormap, lower is better)
-    "optimum": ("reached a global optimum (fraction)", lambda r: (r.optimum_index >= 0).astype(float),
+    "optimum": ("reached the optimum (share)", lambda r: (r.optimum_index >= 0).astype(float),
                 np.nanmean, "Blues", False),
-    "converged": ("ended on the Pareto set (fraction)", lambda r: (r.status == "converged").astype(float),
+    "converged": ("reached the Pareto set (share)",
+                  lambda r: ((r.optimum_index >= 0) | (np.asarray(r.outcome).astype(str) == "pareto")).astype(float),
                   np.nanmean, "Greens", False),
     "pareto_distance": ("final distance to the Pareto set", lambda r: np.where(np.isfinite(r.pareto_distance),
                                                                                r.pareto_distance, np.nan),

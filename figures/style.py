@@ -31,10 +31,7 @@ END_COLOUR = "#D62728"
 OPTIMUM_COLOUR = "#FFD700"
 PARETO_COLOUR = "#C00000"
 
-OUTCOME_COLOURS = {
-    "optimum 1": "#0072B2", "optimum 2": "#56B4E9", "optimum 3": "#332288", "pareto": "#009E73",
-    "stalled": "#E69F00", "moving": "#F0E442", "diverged": "#D55E00",
-}
+from .vocabulary import OUTCOME_COLOURS  # noqa: E402,F401  (one colour per outcome; figures/vocabulary.py)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from views import explore_controls as controls  # noqa: E402
 from views import explore_model as model  # noqa: E402
 from views import export  # noqa: E402
 from views import live_map  # noqa: E402
+from views import outcomes  # noqa: E402
 
 MAP_KEY = "explore_map"
 PRESENTATION_HEIGHT = 520      # the map and its controls fit above the fold of a 1280 x 720 screen
@@ -71,20 +72,11 @@ def run_engine(cfg):
 
 
 def report_divergence(result, state, presenting: bool):
-    div = result.status == "diverged"
-    if div.all():
-        st.error(f"Every run diverged (learning rate {state['lr']:g}, {state['opt']}). Try a smaller learning rate.")
-    elif div.any():
-        per = ", ".join(f"{lab} {int(n)}/{div.shape[1]}" for lab, n in zip(result.labels, div.sum(1)) if n)
-        text = (f"{int(div.sum())} of {div.size} runs diverged ({per}); their paths stop where they left the box "
-                f"of |θ| < 10⁶.")
-        (st.caption if presenting else st.warning)(text)
+    outcomes.report(result, presenting)
 
 
 def success_line(result) -> str:
-    S = result.shape[1]
-    parts = [f"{lab} {int((result.status[m] == 'converged').sum())}/{S}" for m, lab in enumerate(result.labels)]
-    return "Reached the Pareto set (converged): " + " · ".join(parts)
+    return outcomes.success_line(result)
 
 
 def _on_map_click() -> None:
@@ -138,8 +130,9 @@ def show_loss_space(result, state, presenting: bool):
 
 def show_outcomes(result, state):
     grid = result.config.get("starts_spec", "").startswith("grid:")
-    st.caption("Where each start's run ended, per method: which global optimum, elsewhere on the Pareto set, "
-               "stalled, still moving, or diverged." +
+    st.caption("What each start's run reached first, per method: the optimum, the Pareto set, or neither "
+               "(stalled, still moving, blew up, turned NaN); × marks runs that reached the optimum and then turned "
+               "NaN." +
                ("" if grid else " Choose an n × n grid of starts (sidebar) for a full basin map."))
     land = result.landscape
     optima = land.optima(browser.weights_of(result), browser.scale_of(result))
@@ -178,29 +171,14 @@ def show_diagnostics(result, state):
                         config=browser.image_config("gradscape-gradients", state["img"]))
         st.caption("Arrows point downhill: −g₁, −g₂ (the task gradients) and −d (the direction the method "
                    "applied), drawn with one common length scale; the labels give their true norms.")
-        status = result.status[row, start]
-        st.caption(f"Status: **{status}** (step {int(result.status_step[row, start]):,}); outcome "
-                   f"{result.outcome[row, start]}; distance to the Pareto set "
-                   f"{result.pareto_distance[row, start]:.3g}.")
+        st.caption(outcomes.run_caption(result, row, start))
     with right:
         st.plotly_chart(browser.build_diagnostics(result, row, start, mark_step=int(result.record_steps[t])),
                         key="explore_diag", theme=None, config=browser.image_config("gradscape-diagnostics", "png"))
 
 
 def show_table(result):
-    st.subheader("Per method")
-    summ = result.summary()
-    S = result.shape[1]
-    summ.insert(2, "success", [f"{c}/{S}" for c in summ["converged"]])
-    st.dataframe(summ.drop(columns=["method"]), hide_index=True, width="stretch")
-    st.caption("success = runs that end within 0.1 of the Pareto set (converged); optimum = runs that reach a "
-               "global minimiser of the weighted sum.")
-    st.subheader("Per method and start")
-    fr = result.to_frame()
-    K = result.final_losses.shape[-1]
-    cols = ["label", "start_x", "start_y"] + [f"final_L{k + 1}" for k in range(K)] + \
-        ["pareto_distance", "steps_to_pareto", "status", "status_step", "outcome"]
-    st.dataframe(fr[cols], hide_index=True, width="stretch")
+    outcomes.tables(result)
 
 
 def downloads(result, cfg):
