@@ -38,13 +38,14 @@ import numpy as np
 import landscapes
 import optimizers
 
+from . import specs
 from . import starts as starts_mod
 from .config import Config, resolve_landscape
 from .engine import BYTES_LIMIT, estimate_bytes
 
 MAX_RUNS = 20_000_000          # variants x seeds x starts, per job
 MAX_SEEDS = 1000
-MAX_SWEEP_VALUES = 1000
+MAX_SWEEP_VALUES = specs.MAX_SWEEP_VALUES
 DEFAULT_CHUNK_MB = 256
 DEFAULT_CHUNK_RUNS = 65_536    # keeps each 1000-step progress report / cancel check well under a second
 
@@ -62,51 +63,8 @@ _ALIASES = {"seed": "seeds", "method": "methods", "start": "starts"}
 # Values and configs.
 
 def parse_values(spec, what: str = "values") -> list:
-    """Sweep values from a list, ``"a, b, c"``, ``"lin(A, B, N)"``, ``"log(A, B, N)"`` or {"lin"/"log": [A, B, N]}."""
-    if isinstance(spec, dict):
-        if len(spec) != 1 or next(iter(spec)) not in ("lin", "log"):
-            raise ValueError(f"{what}: expected {{'lin': [A, B, N]}} or {{'log': [A, B, N]}}, got {spec!r}")
-        kind, args = next(iter(spec.items()))
-        return _space(kind, args, what)
-    if isinstance(spec, str):
-        text = spec.strip()
-        m = re.fullmatch(r"(lin|log)\s*\((.*)\)", text)
-        if m:
-            return _space(m.group(1), [a.strip() for a in m.group(2).split(",")], what)
-        parts = [p.strip() for p in re.split(r"[,;\s]+", text) if p.strip()]
-        if not parts:
-            raise ValueError(f"{what}: no values given")
-        out = []
-        for p in parts:
-            try:
-                out.append(float(p))
-            except ValueError:
-                raise ValueError(f"{what}: {p!r} is not a number (write e.g. '0.1, 0.5, 0.9' or "
-                                 f"'lin(0.1, 0.9, 5)' or 'log(1e-3, 1, 4)')") from None
-        return out
-    if isinstance(spec, (list, tuple)):
-        if not spec:
-            raise ValueError(f"{what}: an empty list")
-        return list(spec)
-    return [spec]
-
-
-def _space(kind, args, what):
-    if not isinstance(args, (list, tuple)) or len(args) != 3:
-        raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers")
-    try:
-        a, b, n = float(args[0]), float(args[1]), float(args[2])
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers, got {args!r}") from None
-    if n != int(n) or not 1 <= n <= MAX_SWEEP_VALUES:
-        raise ValueError(f"{what}: N in {kind}(A, B, N) must be a whole number between 1 and {MAX_SWEEP_VALUES}")
-    if kind == "log":
-        if a <= 0 or b <= 0:
-            raise ValueError(f"{what}: log(A, B, N) needs A > 0 and B > 0")
-        vals = np.geomspace(a, b, int(n))
-    else:
-        vals = np.linspace(a, b, int(n))
-    return [float(f"{v:.12g}") for v in vals]
+    """Sweep values (``trajectories/specs.py``'s :func:`~trajectories.specs.sweep_values`, the one parser)."""
+    return specs.sweep_values(spec, what)
 
 
 def _check_distinct(values, what):
@@ -417,7 +375,7 @@ def _weights(tw, K) -> tuple:
     if tw is None or (isinstance(tw, (list, tuple)) and len(tw) == 0):
         return ()
     if isinstance(tw, str):
-        tw = parse_values(tw, "task_weights")
+        tw = [list(w) for w in specs.weight_sets(tw, "task_weights", K)]
     if not isinstance(tw, (list, tuple)):
         raise ValueError(f"task_weights: expected {K} numbers, got {tw!r}")
     sets = tw if isinstance(tw[0], (list, tuple)) else [tw]

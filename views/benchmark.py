@@ -16,7 +16,7 @@ import landscapes
 from landscapes import custom
 import optimizers
 from figures import benchmark as figs
-from trajectories import benchmarks, jobs
+from trajectories import benchmarks, jobs, specs
 from views import export
 from trajectories.store import ACTIVE, Store
 
@@ -160,11 +160,11 @@ def _custom_config() -> dict:
                                      "points": "points"}.get)
         if kind == "grid":
             n = st.number_input("Grid size n (n × n starts)", 2, 512, 16, key="bj_grid")
-            starts = f"grid:{int(n)}"
+            starts = specs.StartSpec("grid", n=int(n)).text()
         elif kind == "random":
             n = st.number_input("Number of random starts", 1, 1_000_000, 500, key="bj_random")
             seed = st.number_input("Seed of the draw", 0, 2 ** 31 - 1, 0, key="bj_random_seed")
-            starts = f"random:{int(n)}:{int(seed)}"
+            starts = specs.StartSpec("random", n=int(n), seed=int(seed)).text()
         elif kind == "preset":
             starts = st.selectbox("Preset", list(land.presets), key="bj_preset",
                                   format_func=lambda p: land.presets[p].label)
@@ -199,8 +199,7 @@ def _custom_config() -> dict:
            "starts": starts, "steps": int(steps), "pipeline": pipeline, "optimizer": optimizer,
            "lr": lr, "seeds": seeds, "record_every": int(record_every), "early_exit": bool(early)}
     if weights.strip():
-        sets = [s for s in weights.split(";") if s.strip()]
-        tw = [jobs.parse_values(s, "task_weights") for s in sets]
+        tw = [list(w) for w in specs.weight_sets(weights, "task_weights", land.n_tasks)]
         if len(tw) > 1:
             cfg["sweep"] = {"task_weights": tw}
         else:

@@ -292,7 +292,11 @@ def studio_spec(name: str, tasks_text: str, bounds: tuple, presets_text: str) ->
     spec = {"name": name.strip() or "custom", "tasks": tasks,
             "bounds": [[bounds[0], bounds[1]], [bounds[2], bounds[3]]]}
     if presets_text.strip():
-        spec["presets"] = {"starts": [[float(v) for v in p.split(",")] for p in presets_text.split(";") if p.strip()]}
+        from trajectories import specs
+        parsed = specs.StartSpec.parse(presets_text, (), "presets")
+        if parsed.kind != "points":
+            raise ValueError("presets: expected points as x,y;x,y")
+        spec["presets"] = {"starts": [list(p) for p in parsed.points]}
     return spec
 
 
@@ -332,10 +336,7 @@ def studio(sb, state: dict, land) -> None:
                 problem = expr.check(line)
                 if problem:
                     raise ValueError(f"task {i}: {problem}")
-            try:
-                new_spec = studio_spec(name, tasks, tuple(b), presets)
-            except ValueError:
-                raise ValueError("presets: expected points as x,y;x,y") from None
+            new_spec = studio_spec(name, tasks, tuple(b), presets)
             encoded = custom.encode_spec(new_spec)
             new_land = custom.from_spec(custom.decode_spec(encoded))
         except ValueError as e:

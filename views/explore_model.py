@@ -24,6 +24,7 @@ import optimizers
 import trajectories
 from landscapes import custom
 from optimizers import outer as outer_mod
+from trajectories import specs
 from trajectories import starts as starts_mod
 from figures import browser
 from figures.style import Style
@@ -260,41 +261,39 @@ def change_landscape(state: dict, new_key: str, new_spec: str | None = None) -> 
 
 # -- starts -----------------------------------------------------------------------------------------
 def start_fields(spec: str, land) -> tuple[str, dict]:
-    """The start-point widgets' values for ``spec``: (mode, {preset, grid, random, rseed, points})."""
+    """The start-point widgets' values for ``spec``: (mode, {preset, grid, random, rseed, points}), read through
+    the one start-spec parser (trajectories/specs.py)."""
     fields = {"preset": "paper" if "paper" in land.presets else next(iter(land.presets), ""), "grid": 5,
               "random": 10, "rseed": 0, "points": ""}
     try:
+        parsed = specs.StartSpec.parse(spec, land.presets)
         pts = starts_mod.resolve(land, spec)
         fields["points"] = points_spec(pts) if len(pts) <= 400 else ""
     except ValueError:
         fields["points"] = spec
         return "points", fields
-    if spec in land.presets:
-        fields["preset"] = spec
-        return "preset", fields
-    if spec.startswith("grid:"):
-        fields["grid"] = int(spec[5:])
-        return "grid", fields
-    if spec.startswith("random:"):
-        parts = spec.split(":")
-        fields["random"] = int(parts[1])
-        fields["rseed"] = int(parts[2]) if len(parts) > 2 else 0
-        return "random", fields
-    return "points", fields
+    if parsed.kind == "preset":
+        fields["preset"] = parsed.name
+    elif parsed.kind == "grid":
+        fields["grid"] = parsed.n
+    elif parsed.kind == "random":
+        fields["random"], fields["rseed"] = parsed.n, parsed.seed
+    return parsed.kind, fields
 
 
 def compose_starts(mode: str, fields: dict) -> str:
+    """The spec string of the start widgets' values (``StartSpec.text``); typed points are kept as typed."""
     if mode == "preset":
-        return fields["preset"]
+        return specs.StartSpec("preset", name=fields["preset"]).text()
     if mode == "grid":
-        return f"grid:{int(fields['grid'])}"
+        return specs.StartSpec("grid", n=int(fields["grid"])).text()
     if mode == "random":
-        return f"random:{int(fields['random'])}" + (f":{int(fields['rseed'])}" if fields["rseed"] else "")
+        return specs.StartSpec("random", n=int(fields["random"]), seed=int(fields["rseed"])).text()
     return fields["points"]
 
 
 def points_spec(points) -> str:
-    return ";".join(f"{x:.4g},{y:.4g}" for x, y in np.asarray(points, dtype=float).reshape(-1, 2))
+    return specs.StartSpec.of_points(points).text()
 
 
 def click_starts(spec: str, land, x: float, y: float) -> tuple[str, str]:
