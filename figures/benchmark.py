@@ -154,7 +154,8 @@ def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: 
                                  marker=dict(symbol="x-thin", size=10, line=dict(width=1.5, color="#000000"))))
     height = int(rows * (panel_px + 40) + 150)
     plot_h = height - 80 - 90
-    fig.update_layout(height=height, margin=dict(l=40, r=20, t=80, b=90), title=title,
+    fig.update_layout(height=height + 20, margin=dict(l=40, r=20, t=100, b=90),
+                      title=dict(text=title, y=1 - 12 / (height + 20), yanchor="top"),
                       legend=dict(orientation="h", yanchor="top", y=-40 / plot_h, x=0),   # below the panels
                       plot_bgcolor="#ffffff")
     return fig

@@ -212,6 +212,15 @@ def show_view(view, result, state, presenting):
         st.error(f"Cannot draw this view ({type(e).__name__}: {e}).")
 
 
+def lessons_link():
+    """Where a new user starts: the Lessons page, one link under the title."""
+    try:
+        st.page_link("views/lessons.py", label="New here? Seven short lessons show what to look for",
+                     icon=":material/school:")
+    except Exception:      # the page run on its own, outside the app's navigation
+        st.markdown("New here? [Seven short lessons](lessons) show what to look for.")
+
+
 def main():
     state, problems = model.page_state()
     presenting = bool(state["teach"])
@@ -231,6 +240,7 @@ def main():
         st.title("Explore")
         st.caption("Every gradient-aggregation method from every start point, on an analytic two-parameter "
                    "landscape.")
+        lessons_link()
         share = controls.sidebar(state)
         _radio("View", model.VIEWS, "view", state, label_visibility="collapsed")
     view = state["view"]

@@ -47,21 +47,29 @@ def log_options(lo: float, hi: float, current: float, per_decade=(1, 2, 5)) -> l
 
 SAMGS_LABELS = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)",
                 "beta2": "β₂ (dissimilarity EMA)"}
+PIPELINE_HELP = ("reference: as the published SAM-GS toy code (× K, norm clipping, its quirks); clean: each method "
+                 "as its own paper defines it")
 
 
-def hparam_widget(state: dict, method: str, h, container, label: str | None = None) -> None:
-    """One hyperparameter's widget from its spec (log -> select slider over 1-2-5 values)."""
+def hparam_widget(state: dict, method: str, h, container, label: str | None = None, prefix: str = W) -> None:
+    """One hyperparameter's widget from its spec (log -> select slider over 1-2-5 values; a 0/1 switch -> a
+    toggle). ``prefix``: the widget-key prefix (another page keeps its own widgets apart from Explore's)."""
     key = model.hp_key(method, h.name)
-    wk = _wk(key)
-    common.seed(wk, state[key])
+    wk = prefix + key
     label = label or h.name
-    if h.log:
+    if h.integer and int(h.low) == 0 and int(h.high) == 1:          # a switch, not a scale
+        common.seed(wk, bool(state[key]))
+        value = container.toggle(label, key=wk, help=h.help)
+    elif h.log:
+        common.seed(wk, state[key])
         value = container.select_slider(label, options=log_options(h.low, h.high, state[key]), key=wk, help=h.help,
                                         format_func=lambda v: f"{v:g}")
     elif h.integer:
+        common.seed(wk, state[key])
         value = container.slider(label, min_value=int(h.low), max_value=int(h.high), step=max(1, int(h.step)),
                                  key=wk, help=h.help + (" (a new kernel per value)" if h.static else ""))
     else:
+        common.seed(wk, state[key])
         value = container.slider(label, min_value=float(h.low), max_value=float(h.high), step=float(h.step), key=wk,
                                  help=h.help, format=f"%.{_decimals(h.step)}f")
     state[key] = int(value) if h.integer else float(value)
@@ -189,8 +197,7 @@ def _optimiser(sb, state: dict, land) -> None:
                                               f"{land.default_steps:,}"))
     common.seed(_wk("pipe"), state["pipe"])
     state["pipe"] = sb.radio("Pipeline", list(optimizers.PIPELINES), key=_wk("pipe"), horizontal=True,
-                             help="reference: as the published toy code (× K, norm clipping); "
-                                  "clean: each method as its paper defines it")
+                             help=PIPELINE_HELP)
     common.seed(_wk("seed"), int(state["seed"]))
     state["seed"] = int(sb.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=_wk("seed")))
 

@@ -40,8 +40,8 @@ def report(result, presenting: bool = False) -> None:
                 f"{where} ({_per_method(result, after)}). They count as having reached it (marked × on the outcome "
                 f"map); their paths stop at the last finite point.")
         if cfg.get("pipeline") == "reference":
-            text += (" The reference pipeline reproduces the published code, whose step is undefined where the task "
-                     "gradients vanish; the clean pipeline applies each method as its paper defines it.")
+            text += (" The reference pipeline reproduces the published code, NaN included; the clean pipeline "
+                     "applies each method as its paper defines it.")
         lines.append(("info", text))
     if nan.any():
         lines.append(("warning", f"{int(nan.sum())} of {nan.size} runs turned NaN before reaching the Pareto set "
