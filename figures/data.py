@@ -104,3 +104,34 @@ def regular_grid(x, y, decimals: int = 9):
     if len(np.unique(iy * len(xs) + ix)) != len(x):
         return None
     return xs, ys, ix, iy
+
+
+# -- labels ----------------------------------------------------------------------------------------------------
+def place_labels(anchors, directions, sizes, *, gap: float = 4.0, iterations: int = 50) -> np.ndarray:
+    """Label boxes that do not overlap: each label sits just beyond its anchor (an arrow's tip, in pixels, y up),
+    on the side its arrow points to, and labels that would overlap are pushed apart vertically.
+
+    ``anchors[n, 2]`` and ``directions[n, 2]`` in pixels, ``sizes[n, 2]`` (width, height) in pixels. Returns the
+    lower-left corners ``[n, 2]`` of the boxes. Greedy and deterministic: a box that overlaps an earlier-placed
+    one moves up or down, whichever is the smaller move, until it is clear."""
+    anchors = np.asarray(anchors, dtype=float).reshape(-1, 2)
+    directions = np.asarray(directions, dtype=float).reshape(-1, 2)
+    sizes = np.asarray(sizes, dtype=float).reshape(-1, 2)
+    w, h = sizes[:, 0], sizes[:, 1]
+    right = directions[:, 0] >= 0
+    up = directions[:, 1] >= 0
+    x = np.where(right, anchors[:, 0] + gap, anchors[:, 0] - gap - w)
+    y = np.where(up, anchors[:, 1] + gap, anchors[:, 1] - gap - h)
+    placed: list[int] = []
+    for i in np.argsort(-np.hypot(*directions.T), kind="stable"):     # the longest arrow keeps its place
+        for _ in range(iterations):
+            hit = [j for j in placed if x[i] < x[j] + w[j] and x[j] < x[i] + w[i]
+                   and y[i] < y[j] + h[j] and y[j] < y[i] + h[i]]
+            if not hit:
+                break
+            j = hit[0]
+            up_move = y[j] + h[j] + 1 - y[i]
+            down_move = y[i] + h[i] + 1 - y[j]
+            y[i] += up_move if up_move <= down_move else -down_move
+        placed.append(int(i))
+    return np.stack([x, y], 1)
