@@ -383,6 +383,8 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
 def _targets(cfg, land, grp, dt, device, S):
     """Global minimisers of the weighted sum per variant, padded to a common count: [B, m, 2]."""
     per = [land.optima(v.task_weights, cfg.scale) for v in grp.variants]
+    # no isolated minimiser (a sum flat along the Pareto set): a target no run can come near
+    per = [p if len(p) else np.full((1, 2), np.inf) for p in per]
     m = max(len(p) for p in per)
     rows = [np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)]) for p in per]
     arr = np.repeat(np.stack(rows), S, axis=0)

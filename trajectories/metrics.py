@@ -58,7 +58,8 @@ def pareto_distance(land, theta, cap: float | None = None) -> np.ndarray:
         out[far] = box[far]
         ok &= ~far
     if ok.any():
-        out[ok] = distance_to_set(flat[ok], pts, curve=land.n_tasks == 2)
+        curve = land.n_tasks == 2 and not getattr(land.pareto, "region", False)
+        out[ok] = distance_to_set(flat[ok], pts, curve=curve)
     return out.reshape(th.shape[:-1])
 
 
