@@ -263,6 +263,26 @@ def text_table(table) -> str:
     return pd.DataFrame(show).to_string(index=False)
 
 
+# -- the diagnostics, explained where they are drawn ------------------------------------------------------------
+DIAGNOSTICS = {
+    "cos": ("cosine conflict", "cos(g₁, g₂), the cosine of the angle between the two task gradients. Below 0 the "
+            "tasks pull apart (angle conflict): their sum is shorter than it would be if they agreed, so progress "
+            "slows; −1 means exactly opposite."),
+    "gms": ("GMS", "gradient magnitude similarity, 2|g₁||g₂| / (|g₁|² + |g₂|²): 1 when the two gradients are "
+            "equally long, towards 0 when one dominates (magnitude conflict) and the sum follows the long one. "
+            "SAM-GS equalises the gradients whenever GMS falls below its threshold γ."),
+    "curv": ("curvature measure", "(1 − cos²) |g₁ − g₂|² / |g₁ + g₂|², the curvature bounding measure of PCGrad's "
+             "paper (Yu et al. 2020): 0 when the gradients are parallel, large when they conflict and their sum is "
+             "short — where, with conflict and unequal sizes (the paper's \"tragic triad\"), plain descent "
+             "struggles. Drawn on a log scale."),
+    "weights": ("task weights", "the weight each task's gradient gets in the step the method took (for methods that "
+                "do not weight explicitly, the least-norm weights that reproduce its direction)."),
+    "branch": ("SAM-GS branch", "1 where SAM-GS equalised the gradients (GMS below γ: each scaled to unit length, "
+               "summed, rescaled to their mean length), 0 where it took its momentum step (β₁, tempered by β₂ when "
+               "the sizes differ)."),
+}
+
+
 def legend_note() -> str:
     """The definitions in one paragraph (captions under tables and maps)."""
     return (f"**Reached the optimum**: came within {TARGET_EPS:g} of a global minimiser of the weighted sum. "

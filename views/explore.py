@@ -27,6 +27,7 @@ from views import explore_model as model  # noqa: E402
 from views import export  # noqa: E402
 from views import live_map  # noqa: E402
 from views import outcomes  # noqa: E402
+from views import prepare  # noqa: E402
 
 MAP_KEY = "explore_map"
 PRESENTATION_HEIGHT = 520      # the map and its controls fit above the fold of a 1280 x 720 screen
@@ -47,9 +48,10 @@ def run_engine(cfg):
     box = st.empty()
     try:
         land = cfg.land
-        if not land.pareto_ready:           # a new custom landscape: its Pareto set is computed once, then cached
-            with box.status(f"Computing the Pareto set of “{land.title}” numerically (once; cached on disk)…"):
-                land.pareto
+        if not prepare.prepare(land, box):  # a new custom landscape's Pareto set: progress, budget, Cancel
+            undo_apply()
+        for note in prepare.notes(land, cfg.weight_sets[0], cfg.scale):
+            st.info(note, icon=":material/info:")
         if cold:
             with box.status(f"Warming up: building the kernels of {len(cold)} method(s), then {work} (the first "
                             f"run of a method after a server start takes a few seconds; later runs reuse it)…"):
@@ -69,6 +71,18 @@ def run_engine(cfg):
     box.empty()
     model.WARM.update(cfg.methods)
     return result
+
+
+def undo_apply():
+    """Cancel pressed while a new landscape's Pareto set was computed: back to the view before Apply."""
+    before = st.session_state.pop("explore.before_apply", None)
+    state = st.session_state[model.STATE_KEY]
+    if before:
+        state.clear()
+        state.update(before)
+    controls.forget_all_widgets()
+    st.session_state["explore.notes"] = ["Cancelled: the new landscape was not applied."]
+    st.rerun()
 
 
 def report_divergence(result, state, presenting: bool):
@@ -175,6 +189,7 @@ def show_diagnostics(result, state):
     with right:
         st.plotly_chart(browser.build_diagnostics(result, row, start, mark_step=int(result.record_steps[t])),
                         key="explore_diag", theme=None, config=browser.image_config("gradscape-diagnostics", "png"))
+        outcomes.diagnostics_help()
 
 
 def show_table(result):
@@ -193,7 +208,22 @@ def downloads(result, cfg):
                          mime="application/json", on_click="ignore", key="dl.json")
     c[3].caption("Figure: the camera button on a chart's toolbar saves it as PNG or SVG; the panel below makes "
                  "publication files (PDF, SVG, PNG, PGF) and animations (GIF, MP4).")
-    export.export_panel(result, "explore")
+    benchmark_this_view()
+    state = st.session_state[model.STATE_KEY]
+    export.export_panel(result, "explore", view_layout=state["layout"], view_style={"contour": state["loss"]})
+
+
+def benchmark_this_view():
+    """The view as a Benchmark job: the form there opens holding it (views/benchmark_form.py)."""
+    if st.button("Benchmark this view", icon=":material/leaderboard:", key="explore.to_bench",
+                 help="open the Benchmark page with a job of this view's settings (then choose more starts, seeds "
+                      "or a sweep)"):
+        try:
+            st.session_state["bench.prefill"] = model.job_config(st.session_state[model.STATE_KEY])
+        except ValueError as e:
+            st.error(f"Cannot turn this view into a job: {e}")
+            return
+        st.switch_page("views/benchmark.py")
 
 
 def show_view(view, result, state, presenting):

@@ -466,3 +466,70 @@ def trajectories_csv(result) -> bytes:
 
 def config_json(cfg) -> bytes:
     return json.dumps(cfg.to_dict(), indent=2, sort_keys=True).encode()
+
+
+# -- views as job configs, and configs as views ------------------------------------------------------------
+def job_config(state: dict) -> dict:
+    """The Benchmark job this view describes (``trajectories.jobs`` config dict): the same landscape, methods (with
+    the settings that differ from their defaults), starts, steps, optimiser, pipeline, weights and seed."""
+    cfg = build_config(state)
+    land = cfg.land
+    hp = {}
+    for m in cfg.methods:
+        for h in optimizers.get(m).hparams:
+            v = state[hp_key(m, h.name)]
+            if common.fmt_value(v) != common.fmt_value(hp_default(land, m, h)):
+                hp.setdefault(m, {})[h.name] = v
+    w = task_weights(state, land)
+    return {"name": "", "landscape": land.key, "landscape_spec": getattr(land, "spec", None) or None,
+            "methods": list(cfg.methods), "starts": state["starts"], "steps": cfg.steps, "pipeline": cfg.pipeline,
+            "optimizer": cfg.optimizer, "lr": cfg.lrs[0], "momentum": cfg.momentum,
+            "task_weights": list(w) if w else None, "scale": cfg.scale, "seeds": [cfg.seed], "hparams": hp}
+
+
+def state_from_config(data: dict, state: dict) -> dict:
+    """A page state showing the view a config describes: Explore's own download (``Config.to_dict``) or a job config
+    of one setting (``trajectories.jobs``). ValueError names what cannot be shown (a sweep, too many steps)."""
+    if not isinstance(data, dict):
+        raise ValueError("config: expected a JSON object")
+    if "seeds" in data or "sweep" in data or ("record_every" in data and "starts_spec" not in data):
+        from trajectories import jobs
+        job = jobs.JobConfig.from_dict(data)
+        if job.swept:
+            raise ValueError(f"config: a sweep ({', '.join(job.swept)}) has many views; Explore shows one — open "
+                             f"the job on the Benchmark page, or fix the swept settings")
+        cfg = job.engine_config(job.methods[0], job.seeds[0], job.start_points()[:1])
+        spec_text = job.starts if isinstance(job.starts, str) else points_spec(job.start_points())
+        methods, hparams = job.methods, job.hparams
+        lr, weights, seed = job.lr[0], (job.task_weights[0] if job.task_weights else None), job.seeds[0]
+    else:
+        cfg = trajectories.Config.from_dict(data)
+        if len(cfg.lrs) > 1 or len(cfg.weight_sets) > 1 or any(isinstance(v, list) for hp in
+                                                                cfg.hparams_dict.values() for v in hp.values()):
+            raise ValueError("config: a sweep has many views; Explore shows one")
+        spec_text = cfg.starts_spec or points_spec(cfg.start_array)
+        methods, hparams = cfg.methods, cfg.hparams_dict
+        lr, weights, seed = cfg.lrs[0], (None if cfg.task_weights is None else cfg.weight_sets[0]), cfg.seed
+    land = cfg.land
+    new = dict(state)
+    if land.key in landscapes.names() and not getattr(land, "spec", None):
+        new["land"] = land.key
+    else:
+        new["land"], new["spec"] = CUSTOM, custom.encode_spec(land.spec)
+    defaults = {p.key: p.default for p in params(land)}
+    for key in ("wmode", "w1", "w", "loss", "dstart", "drow", "dstep"):
+        new[key] = defaults[key]
+    new.update(methods=tuple(m for m in optimizers.names() if m in methods), lr=float(lr), steps=int(cfg.steps),
+               pipe=cfg.pipeline, opt=cfg.optimizer, mom=float(cfg.momentum), seed=int(seed),
+               scale=float(cfg.scale), starts=spec_text)
+    for m in new["methods"]:
+        for h in optimizers.get(m).hparams:
+            new[hp_key(m, h.name)] = (hparams.get(m) or {}).get(h.name, hp_default(land, m, h))
+    if weights is not None and any(float(x) != 1.0 for x in weights):
+        w = tuple(float(x) for x in weights)
+        if land.n_tasks == 2 and abs(sum(w) - 1.0) < 1e-12 and 0.01 <= w[0] <= 0.99:
+            new["wmode"], new["w1"] = "sum1", w[0]
+        else:
+            new["w"] = w
+    build_config(new)          # refuses what this page cannot run (steps, runs, memory), naming the field
+    return new

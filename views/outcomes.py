@@ -1,4 +1,5 @@
-"""What the runs of a view reached, said on a page: the warnings, the success line and the tables.
+"""What the runs of a view reached, said on a page: the warnings, the success line, the tables, and what the
+diagnostics' curves mean.
 
 Explore and Lessons call these; the words are figures/vocabulary.py's, the codes the engine's
 (trajectories/metrics.py). A warning says what happened and what to try; a run that reached the optimum and then
@@ -91,7 +92,7 @@ def run_caption(result, row: int, start: int) -> str:
                             n_optima=n_opt)
     d = result.pareto_distance[row, start]
     dist = f"{d:.3g}" if np.isfinite(d) else vocab.MISSING
-    return f"This run **{words}**; its last point lies {dist} from the Pareto set."
+    return f"This run: **{words}**; its last point lies {dist} from the Pareto set."
 
 
 def _weights(result):
@@ -99,3 +100,11 @@ def _weights(result):
     if not w:
         return None
     return w[0] if isinstance(w[0], (list, tuple)) else w
+
+
+def diagnostics_help() -> None:
+    """What each diagnostics curve and arrow means, beside the figure that draws them."""
+    with st.expander("What these curves and arrows mean", icon=":material/help:"):
+        st.markdown("\n".join(f"* **{title}**: {text}" for title, text in vocab.DIAGNOSTICS.values()) +
+                    "\n* **Arrows**: −g₁, −g₂ (downhill for each task) and −d (the step the method applied, after "
+                    "the pipeline's × K and clipping), drawn to one scale; each label gives the true length.")
