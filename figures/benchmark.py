@@ -172,8 +172,9 @@ def success_chart(table, *, values=SHARE_VALUES) -> go.Figure:
                              textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(barmode="group", height=max(260, 28 * len(labels) * len(values) + 120),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title="share of runs"),
-                      yaxis=dict(autorange="reversed"), margin=dict(l=10, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=1.05), title="Success per method")
+                      yaxis=dict(autorange="reversed"), margin=dict(l=10, r=20, t=90, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),     # between title and plot
+                      title=dict(text="Success per method", y=0.99, yanchor="top"))
     return fig
 
 
@@ -240,10 +241,12 @@ def compare_chart(table_a, table_b, name_a: str, name_b: str, value: str = "reac
         fig.add_trace(go.Bar(y=labels, x=ys, orientation="h", name=name, marker_color=col,
                              text=[("" if not np.isfinite(v) else f"{v:.0%}" if share else f"{v:.3g}") for v in ys],
                              textposition="auto"))
-    fig.update_layout(barmode="group", title=f"{VALUE_LABELS.get(value, value)}: {name_a} vs {name_b}",
+    fig.update_layout(barmode="group", title=dict(text=f"{VALUE_LABELS.get(value, value)}: {name_a} vs {name_b}",
+                                                  y=0.99, yanchor="top"),
                       xaxis=dict(title=VALUE_LABELS.get(value, value), tickformat=".0%" if share else None,
                                  range=[0, 1] if share else None),
-                      yaxis=dict(autorange="reversed"), height=max(300, 44 * len(labels) + 120),
-                      legend=dict(orientation="h", y=1.06), margin=dict(l=10, r=20, t=60, b=40))
+                      yaxis=dict(autorange="reversed"), height=max(300, 44 * len(labels) + 160),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),     # between title and plot
+                      margin=dict(l=10, r=20, t=100, b=40))
     return fig
 

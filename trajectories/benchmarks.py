@@ -71,6 +71,54 @@ def preset_config(name: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# This machine's speed (for the cost of a job before it runs).
+
+def measured_rates(store, methods=None, recent: int = 200) -> dict:
+    """Run-steps per second per method, from the chunks this machine's store has completed (the most recent
+    ``recent`` chunks of each method): total run-steps over total wall time."""
+    out = {}
+    for job in store.list_jobs(statuses=["finished"], limit=50):
+        try:
+            from .jobs import JobConfig
+            cfg = JobConfig.from_dict(job["config"])
+        except Exception:    # a config an older version wrote: skip it
+            continue
+        variants = {}
+        for v in cfg.variants():
+            variants[v["method"]] = variants.get(v["method"], 0) + 1
+        for c in store.chunks(job["id"]):
+            m = c["method"]
+            if (methods and m not in methods) or c["wall_s"] <= 0:
+                continue
+            acc = out.setdefault(m, [0.0, 0.0, 0])
+            if acc[2] >= recent:
+                continue
+            acc[0] += (c["hi"] - c["lo"]) * variants.get(m, 1) * c["steps_run"]
+            acc[1] += c["wall_s"]
+            acc[2] += 1
+    return {m: a / w for m, (a, w, n) in out.items() if w > 0 and a >= 1e6}
+
+
+def calibrate(cfg, method: str, runs: int = 1024, steps: int = 2000) -> float:
+    """Run-steps per second of ``method`` in ``cfg``'s setting (landscape, pipeline, dtype, optimiser), measured
+    now on a small batch after one warm-up call (which builds or loads its kernel)."""
+    import time as _time
+
+    from .engine import run
+    pts = cfg.start_points()
+    pts = pts[np.arange(runs) % len(pts)]
+    base = cfg.engine_config(method, cfg.seeds[0], pts[:1], steps=1)
+    run(base)
+    ecfg = cfg.engine_config(method, cfg.seeds[0], pts, steps=steps)
+    from dataclasses import replace
+    ecfg = replace(ecfg, early_exit=False, record_every=steps)
+    t = _time.perf_counter()
+    res = run(ecfg)
+    wall = _time.perf_counter() - t
+    return res.timings["run_steps"] / max(wall, 1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
 # Tables.
 
 def _pct(x: np.ndarray, q: float) -> float:

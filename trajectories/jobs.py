@@ -276,7 +276,21 @@ class JobConfig:
 
     @property
     def title(self) -> str:
-        return self.name or f"{self.landscape} · {len(self.methods)} methods · {self.starts_label} · {self.steps} steps"
+        """The job's name, or one made of what tells it apart: landscape, methods, starts, steps, lr, sweep."""
+        if self.name:
+            return self.name
+        n = len(self.methods)
+        parts = [self.landscape, f"{optimizers.get(self.methods[0]).name}" if n == 1 else f"{n} methods",
+                 self.starts_label, f"{self.steps:,} steps".replace(",", " "),
+                 "lr " + ", ".join(f"{x:g}" for x in self.lr)]
+        if self.pipeline != "reference":
+            parts.append(self.pipeline)
+        if self.swept:
+            sizes = {n_: len(v) for m in self.sweep.values() for n_, v in m.items()}
+            sizes.update({"lr": len(self.lr)} if len(self.lr) > 1 else {})
+            sizes.update({"task_weights": len(self.task_weights)} if len(self.task_weights) > 1 else {})
+            parts.append("sweep " + " × ".join(f"{k} ({sizes.get(k, '?')})" for k in self.swept))
+        return " · ".join(parts)
 
     @property
     def starts_label(self) -> str:
@@ -436,6 +450,65 @@ class Chunk:
     @property
     def file(self) -> str:
         return f"chunk-{self.idx:05d}.npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing two jobs.
+
+COMPARE_FIELDS = ("methods", "steps", "pipeline", "optimizer", "lr", "momentum", "task_weights", "scale", "seeds",
+                  "sweep", "hparams", "dtype")
+
+
+def differences(a: JobConfig, b: JobConfig) -> tuple[list[str], list[str]]:
+    """(why the two jobs' success shares cannot be compared, what else differs), each as short phrases. Shares
+    compare only over the same runs' starting conditions: the same landscape and the same start points."""
+    blockers = []
+    if a.landscape != b.landscape or (a.landscape_spec or None) != (b.landscape_spec or None):
+        blockers.append(f"landscape {a.landscape} vs {b.landscape}")
+    else:
+        pa, pb = a.start_points(), b.start_points()
+        if pa.shape != pb.shape or not np.allclose(pa, pb, rtol=0, atol=1e-12):
+            blockers.append(f"start points {a.starts_label} vs {b.starts_label}")
+    other = []
+    da, db = a.to_dict(), b.to_dict()
+    for f in COMPARE_FIELDS:
+        if json.dumps(da[f], sort_keys=True) != json.dumps(db[f], sort_keys=True):
+            other.append(f"{f} {_short(da[f])} vs {_short(db[f])}")
+    return blockers, other
+
+
+def _short(v) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a job costs (shown before it is launched).
+
+def cost(cfg: JobConfig, rates: dict) -> dict:
+    """What ``cfg`` will take: ``runs``, ``run_steps``, ``seconds`` (from ``rates``, run-steps per second per
+    method as measured on this machine; None when a method's rate is unknown), ``peak_bytes`` (the largest engine
+    call's memory, ``trajectories.estimate_bytes``) and ``stored_bytes`` (every chunk's records, about what its
+    files hold uncompressed). Early exit can only make the time shorter."""
+    plan = cfg.plan()
+    pts = cfg.start_points()
+    runs = sum(c.runs for c in plan)
+    run_steps = sum(c.run_steps for c in plan)
+    seconds = 0.0
+    for c in plan:
+        rate = rates.get(c.method)
+        if not rate:
+            seconds = None
+            break
+        seconds += c.run_steps / rate
+    sizes = {}
+    for c in plan:
+        key = (c.method, c.hi - c.lo)
+        if key not in sizes:
+            sizes[key] = estimate_bytes(cfg.engine_config(c.method, c.seed, pts[c.lo:c.hi]))
+    per_chunk = [sizes[(c.method, c.hi - c.lo)] for c in plan]
+    return {"runs": runs, "run_steps": run_steps, "seconds": seconds, "chunks": len(plan),
+            "peak_bytes": max(per_chunk, default=0), "stored_bytes": sum(per_chunk)}
 
 
 # ---------------------------------------------------------------------------------------------
