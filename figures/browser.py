@@ -34,7 +34,7 @@ POINT_BUDGET = 80_000     # total drawn path points per figure (decimation for d
 PLAYBACK_RUNS = 20_000    # playback markers are drawn on a canvas: every run of the page can move
 MARKER_GL = 2_000         # marker traces with more points than this are WebGL too
 DENSE_STARTS = 36         # more starts than this: thin translucent paths, small markers, no rings
-CONTOUR_SCALE = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
+CONTOUR_SCALE = style_mod.SCREEN_CONTOUR
 
 
 def preview_contour(land, n: int = 60) -> go.Figure:

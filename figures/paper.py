@@ -4,6 +4,8 @@ Builders, each ``paper_<kind>(result, style=None, size="double", **options) -> m
 
 * ``small_multiples``: contour of the loss with every start's path, one column per method variant (the SAM-GS
   paper's figures 2 and 4); ``rows=("contour", "loss")`` adds the loss-space view under each panel;
+* ``overlay``: every variant's paths over one contour, in their colours, with a legend — Explore's overlay map;
+  with ``Style(screen=True)`` the contour is filled as on screen (the Export panel's "view on screen");
 * ``loss_space``: the paths in (L1, L2) with the Pareto front, one panel per variant;
 * ``basin``: each start coloured by what its run reached (``Result.outcome``, in the words of
   ``figures/vocabulary.py``), one panel per variant;
@@ -115,9 +117,18 @@ def draw_landscape(ax, land, *, weights, scale, style, size, grid_n=200):
     """Contour lines of the loss, the Pareto set (thick line) and the global optima (stars)."""
     xs, ys, Z = data.contour_grid(land, style.contour, weights, scale, grid_n)
     Zp = np.log1p(Z - np.nanmin(Z)) if style.log_contours else Z
-    cmap = LinearSegmentedColormap.from_list("gradscape_contour", st.CONTOUR_CMAP)
-    ax.contour(xs, ys, Zp, levels=_levels(Z, log=style.log_contours), cmap=cmap,
-               linewidths=0.6 * size.line / 0.5, alpha=0.55, zorder=0)
+    if style.screen:      # as the browser draws it: filled bands in its grey scale, thin lines between them
+        stops = st.SCREEN_CONTOUR
+        fill = LinearSegmentedColormap.from_list("gradscape_screen", [(p, c) for p, c in stops])
+        z = Zp[np.isfinite(Zp)]
+        levels = np.linspace(z.min(), z.max(), 26)
+        ax.contourf(xs, ys, Zp, levels=levels, cmap=fill, zorder=0)
+        ax.contour(xs, ys, Zp, levels=levels, colors=[(0.31, 0.31, 0.31, 0.35)], linewidths=0.3 * size.line / 0.5,
+                   zorder=0)
+    else:
+        cmap = LinearSegmentedColormap.from_list("gradscape_contour", st.CONTOUR_CMAP)
+        ax.contour(xs, ys, Zp, levels=_levels(Z, log=style.log_contours), cmap=cmap,
+                   linewidths=0.6 * size.line / 0.5, alpha=0.55, zorder=0)
     sz = _marker_sizes(style, size)
     if style.show_pareto:
         _pareto(ax, land.pareto_set(), land.n_tasks, sz, land.bounds)
@@ -302,6 +313,39 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
             label = "Pareto set / front" if "loss" in rows and "contour" in rows else \
                 "Pareto front" if "loss" in rows else "Pareto set"
             _legend_below(fig, marker_legend(style, size, pareto_label=label), size)
+    return fig
+
+
+# -- one panel, every method (Explore's overlay map) ------------------------------------------------------
+def paper_overlay(result, style=None, size="double", *, methods=None, legend=True, title=None):
+    """Every variant's paths from every start over one contour, in the variants' colours (and dashes), with a
+    legend naming them — the figure Explore's overlay map shows."""
+    style, size = _style(style), size_of(size)
+    pos = _need_positions(result, "overlay")
+    land = result.landscape
+    sel = _variants_to_draw(result, methods)
+    idx = _path_indices(pos.shape[2], style)
+    vstyle = st.variant_style(result.variants)
+    with mpl.rc_context(size.rc):
+        W = size.width
+        H = size.height or min(W * 0.72, 9.0)
+        fig = Figure(figsize=(W, H), layout="constrained")
+        fig.gradscape_rc = size.rc
+        ax = fig.subplots(1, 1)
+        draw_landscape(ax, land, weights=_variant_weights(result, sel[0]), scale=_scale(result), style=style,
+                       size=size)
+        handles = []
+        for m in sel:
+            colour, dash = vstyle[m]
+            draw_paths(ax, pos[m][:, idx], colour=colour, dash=dash, style=style, size=size)
+            handles.append(Line2D([], [], color=colour, ls=st.MPL_DASHES[dash], lw=_marker_sizes(style, size)["line"],
+                                  label=result.variants[m]["label"]))
+        ax.set_xlabel(st.THETA_LABELS[0])
+        ax.set_ylabel(st.THETA_LABELS[1])
+        if title:
+            ax.set_title(title)
+        if legend:
+            fig.legend(handles=handles + marker_legend(style, size), loc="outside right upper", frameon=False)
     return fig
 
 
@@ -682,6 +726,7 @@ class _quiet:
 # -- dispatch -------------------------------------------------------------------------------------------------
 KINDS = {
     "small-multiples": paper_small_multiples,
+    "overlay": paper_overlay,
     "loss-space": paper_loss_space,
     "basin": paper_basin,
     "heatmap": paper_heatmap,

@@ -26,6 +26,9 @@ METHOD_COLOURS = {
 DASHES = ["solid", "dash", "dot", "dashdot"]
 MPL_DASHES = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-."}
 
+# The browser's filled contour (light to dark grey-blue, low to high loss); paper figures use it with ``screen``
+SCREEN_CONTOUR = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
+
 START_COLOUR = "#000000"
 END_COLOUR = "#D62728"
 OPTIMUM_COLOUR = "#FFD700"
@@ -47,6 +50,7 @@ class Style:
     show_optima: bool = True
     log_contours: bool = False
     dark: bool = False
+    screen: bool = False            # paper figures drawn as the browser draws them (filled grey contours)
 
 
 def colour(method: str, index: int = 0) -> str:
