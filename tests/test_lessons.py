@@ -120,6 +120,9 @@ def check_gamma_g1():
     res = _gamma(1.0)
     assert on_set(res, 0).all() and near_optimum(res, 0).sum() == 1
     assert np.nanmean(res.aux["branch"][0]) > 0.8                 # equalising at nearly every step
+    G = res.landscape.grads_np(res.final[0])                        # at every run's end, on the set:
+    unit = G / np.linalg.norm(G, axis=-1, keepdims=True)
+    assert np.linalg.norm(unit.sum(1), axis=-1).max() < 0.05        # the unit gradients (nearly) cancel
 
 
 def check_saddle_reach():

@@ -77,8 +77,9 @@ STEPS = (
             "g01": "At the paper's γ = 0.1 SAM-GS reaches the optimum from all 7 starts.",
             "g0": ("At γ = 0 equalisation never fires, and only 3 runs reach the optimum: the other 4 stall away "
                    "from the Pareto set."),
-            "g1": ("At γ = 1 every run reaches the Pareto set, but only 1 reaches the optimum: equalising at "
-                   "nearly every step treats the tasks as equal everywhere on the set."),
+            "g1": ("At γ = 1 every run reaches the Pareto set, but only 1 reaches the optimum: on the set the two "
+                   "gradients point in opposite directions, so once scaled to unit length they cancel, and "
+                   "equalising stops a run wherever it meets the set."),
         },
         knobs=("gamma",)),
     Step(
