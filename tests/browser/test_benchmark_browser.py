@@ -70,7 +70,7 @@ def test_launch_watch_and_open_a_job(bench_server, page, screenshots):
 
     # the success table: its CSV download matches the stored finals
     page.get_by_role("tab", name="Success table").click()
-    page.get_by_text("reached", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_text("came within 0.1 of a global minimiser", exact=False).first.wait_for(timeout=30_000)
     page.screenshot(path=str(screenshots / "benchmark-table.png"), full_page=True)
     with page.expect_download(timeout=60_000) as dl:
         page.locator("[data-testid='stDownloadButton'] >> visible=true").filter(has_text="Download CSV").first.click()
