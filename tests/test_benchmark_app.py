@@ -397,3 +397,12 @@ def test_explore_and_benchmark_tables_agree_on_the_same_runs(data):
     # and both agree with the runs' finals: CAGrad's two NaN runs reached the optimum first and count
     assert bench.loc["CAGrad", "reached"] == reached_by_hand(store, job_id)["CAGrad"]
     assert bench.loc["CAGrad", "died_after"] == 2
+
+
+def test_opening_the_form_measures_a_few_methods_and_estimates_the_rest(data):
+    at = page()
+    at.multiselect(key="bj_methods").set_value(["samgs", "ls", "pcgrad", "mgda", "imtlg"]).run()
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.caption)
+    assert "measured for 3 of 5 methods" in captions
+    assert 0 < at.session_state["bj_cost"]["seconds"]

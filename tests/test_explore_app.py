@@ -285,7 +285,7 @@ def test_a_downloaded_config_reopens_the_same_view():
              pipe="clean", seed="4")
     assert_clean(at)
     downloaded = config(at)                                   # what "Config (.json)" writes
-    fresh, _ = model._read_state({})
+    fresh, _ = model.read_state({})
     state = model.state_from_config(downloaded, fresh)
     assert model.build_config(state).to_dict() == downloaded
     assert state["land"] == "two_optima" and state["starts"] == "grid:3" and state["wmode"] == "sum1"
@@ -294,7 +294,7 @@ def test_a_downloaded_config_reopens_the_same_view():
 def test_a_job_config_of_one_setting_opens_as_a_view_and_a_sweep_is_refused():
     from trajectories import jobs
     from views import explore_model as model
-    fresh, _ = model._read_state({})
+    fresh, _ = model.read_state({})
     job = {"landscape": "one_optimum", "methods": ["samgs", "ls"], "starts": "-8,5;3,7.5", "steps": 3000,
            "lr": 0.002, "seeds": [2], "hparams": {"samgs": {"gamma": 0.4}}}
     state = model.state_from_config(job, fresh)

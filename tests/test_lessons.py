@@ -26,7 +26,7 @@ TIMEOUT = 300
 def view(slug: str, **changes):
     """(config, Result) of a step's view with some parameters changed, run by the engine here."""
     step = lesson_steps.get(slug)
-    state, problems = model._read_state(dict(step.params))
+    state, problems = model.read_state(dict(step.params))
     assert not problems, problems
     state.update(changes)
     cfg = model.build_config(state)
@@ -249,7 +249,7 @@ def test_every_step_renders_with_its_figure_text_and_links(slug):
         links = {b.proto.label: b.proto.url for b in at.get("link_button")}
         explore = {k: v[0] for k, v in parse_qs(urlparse(links["Open in Explore"]).query).items()}
         assert "teach" not in explore
-        state, problems = model._read_state(explore)          # the link opens the step's view in Explore
+        state, problems = model.read_state(explore)          # the link opens the step's view in Explore
         assert not problems and model.build_config(state).to_dict() == view(slug)[0].to_dict()
         assert state["view"] == step.params.get("view", "map")
         present = parse_qs(urlparse(links["Present in Explore"]).query)
@@ -274,7 +274,7 @@ def test_the_explore_link_opens_the_same_view():
     at = page(lesson="weights")
     links = {b.proto.label: b.proto.url for b in at.get("link_button")}
     raw = {k: v[0] for k, v in parse_qs(urlparse(links["Open in Explore"]).query).items()}
-    state, problems = model._read_state(raw)
+    state, problems = model.read_state(raw)
     assert not problems
     cfg_explore = model.build_config(state)
     cfg_lesson, _ = view("weights")

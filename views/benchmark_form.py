@@ -206,30 +206,41 @@ def _calibrated(method: str, setting: str) -> float:
     return benchmarks.calibrate(cfg, method)
 
 
-def rates_for(cfg: jobs.JobConfig) -> dict:
-    """Run-steps per second per method: from the chunks this machine has completed, else measured now."""
+MEASURE_AT_ONCE = 3             # methods measured while a form is drawn; the others are estimated from them
+
+
+def rates_for(cfg: jobs.JobConfig) -> tuple[dict, str]:
+    """(run-steps per second per method, a note when some are estimated). A method's speed is taken from the chunks
+    this machine has completed, else measured now — a few methods at a time, so that opening the page never waits
+    for every kernel of every method; the rest take the median of those measured until they are measured too."""
     rates = benchmarks.measured_rates(_store(), cfg.methods)
     missing = [m for m in cfg.methods if m not in rates]
-    if missing:
-        setting = json.dumps({"landscape": cfg.landscape, "landscape_spec": cfg.landscape_spec, "methods": [],
-                              "pipeline": cfg.pipeline, "optimizer": cfg.optimizer, "dtype": cfg.dtype,
-                              "starts": "grid:8", "steps": 10}, sort_keys=True)
-        with st.spinner(f"Measuring this machine's speed for {vocab.plural(len(missing), 'method')} (once)…"):
-            for m in missing:
-                probe = json.loads(setting)
-                probe["methods"] = [m]
-                rates[m] = _calibrated(m, json.dumps(probe, sort_keys=True))
-    return rates
+    setting = {"landscape": cfg.landscape, "landscape_spec": cfg.landscape_spec, "pipeline": cfg.pipeline,
+               "optimizer": cfg.optimizer, "dtype": cfg.dtype, "starts": "grid:8", "steps": 10}
+    measure = sorted(missing, key=lambda m: (m not in ("samgs", "ls"), missing.index(m)))[:MEASURE_AT_ONCE]
+    if measure:
+        with st.spinner(f"Measuring this machine's speed for {vocab.plural(len(measure), 'method')} (once)…"):
+            for m in measure:
+                rates[m] = _calibrated(m, json.dumps({**setting, "methods": [m]}, sort_keys=True))
+    rest = [m for m in missing if m not in measure]
+    if not rest:
+        return rates, ""
+    known = sorted(rates.values())
+    for m in rest:
+        rates[m] = known[len(known) // 2]
+    return rates, (f" (measured for {len(cfg.methods) - len(rest)} of {len(cfg.methods)} methods, the others "
+                   f"estimated from them)")
 
 
 def show_cost(cfg: jobs.JobConfig, key: str) -> bool:
     """The job's cost in one line; for a long job a confirmation box. True when it may be launched."""
-    c = jobs.cost(cfg, rates_for(cfg))
+    rates, rough = rates_for(cfg)
+    c = jobs.cost(cfg, rates)
     secs = c["seconds"]
     line = (f"**{c['runs']:,} runs** ({len(cfg.variants())} variant{'s' if len(cfg.variants()) != 1 else ''} × "
             f"{vocab.plural(len(cfg.seeds), 'seed')} × {len(cfg.start_points()):,} starts) × {cfg.steps:,} steps = "
             f"**{c['run_steps']:.3g} run-steps**, in {vocab.plural(c['chunks'], 'engine call')}; about "
-            f"**{duration(secs)}** on this machine" + (" (less if runs stop early)" if cfg.early_exit else "") +
+            f"**{duration(secs)}** on this machine{rough}" + (" (less if runs stop early)" if cfg.early_exit else "") +
             f"; memory up to {size(c['peak_bytes'])} per engine call, about {size(c['stored_bytes'])} of results.")
     st.caption(line)
     st.session_state[f"{key}_cost"] = c

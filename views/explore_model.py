@@ -218,6 +218,12 @@ def _read_state(raw: dict) -> tuple[dict, list[str]]:
     return {**first, **values}, problems
 
 
+def read_state(raw: dict) -> tuple[dict, list[str]]:
+    """The page state an address describes (URL parameters as text), with the problems found — without touching
+    the session (the Lessons page and the tests read views this way)."""
+    return _read_state(raw)
+
+
 def url_params(state: dict) -> dict[str, str]:
     """The URL of this state: every value that differs from its default (chosen methods' settings only)."""
     land = landscape_of(state)

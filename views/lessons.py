@@ -53,7 +53,7 @@ def read_state() -> tuple[lesson_steps.Step, dict, list[str]]:
         problems.append(f"URL parameter `lesson={slug[:40]}`: {str(e).removeprefix('lesson: ')}; showing the first.")
         step = lesson_steps.STEPS[0]
     teach = raw.pop("teach", "")
-    state, more = model._read_state(dict(step.params))
+    state, more = model.read_state(dict(step.params))
     problems += more
     allowed = {_knob_key(k) for k in step.knobs}
     land = model.landscape_of(state)
@@ -77,7 +77,7 @@ def read_state() -> tuple[lesson_steps.Step, dict, list[str]]:
 
 def step_url_params(step, state: dict, *, teach: bool) -> dict[str, str]:
     """The lessons page's address for ``state``: the step, and each knob whose value is not the step's."""
-    base, _ = model._read_state(dict(step.params))
+    base, _ = model.read_state(dict(step.params))
     land = model.landscape_of(state)
     specs = {p.key: p for p in model.params(land)}
     out = {"lesson": step.slug}
