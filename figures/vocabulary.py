@@ -137,6 +137,15 @@ def step_or_none(v):
     return int(round(float(v))) if _present(v) else None
 
 
+def big(n: float) -> str:
+    """A large count in words: 512 000, 10.2 million, 5.2 trillion."""
+    n = float(n)
+    for word, k in (("trillion", 1e12), ("billion", 1e9), ("million", 1e6)):
+        if n >= k:
+            return f"{n / k:.3g} {word}"
+    return fmt_int(n)
+
+
 def count(n: int, total: int) -> str:
     return f"{int(n)}/{int(total)}"
 

@@ -34,6 +34,8 @@ def test_words_for_runs_say_what_was_reached_first_and_what_happened_next():
     assert vocab.status_words("blowup") == "blew up" and vocab.status_words("settled") == "stopped moving"
     assert vocab.fmt_int(-1) == vocab.MISSING and vocab.fmt_int(float("nan")) == vocab.MISSING
     assert vocab.plural(1, "method") == "1 method" and vocab.plural(3, "method") == "3 methods"
+    assert vocab.big(512000) == "512 000" and vocab.big(1.024e7) == "10.2 million" and vocab.big(5.2e12) == \
+        "5.2 trillion"
 
 
 def test_marked_runs_are_those_that_reached_something_and_then_died():

@@ -239,7 +239,7 @@ def show_cost(cfg: jobs.JobConfig, key: str) -> bool:
     secs = c["seconds"]
     line = (f"**{c['runs']:,} runs** ({len(cfg.variants())} variant{'s' if len(cfg.variants()) != 1 else ''} × "
             f"{vocab.plural(len(cfg.seeds), 'seed')} × {len(cfg.start_points()):,} starts) × {cfg.steps:,} steps = "
-            f"**{c['run_steps']:.3g} run-steps**, in {vocab.plural(c['chunks'], 'engine call')}; about "
+            f"**{vocab.big(c['run_steps'])} run-steps**, in {vocab.plural(c['chunks'], 'engine call')}; about "
             f"**{duration(secs)}** on this machine{rough}" + (" (less if runs stop early)" if cfg.early_exit else "") +
             f"; memory up to {size(c['peak_bytes'])} per engine call, about {size(c['stored_bytes'])} of results.")
     st.caption(line)
