@@ -34,7 +34,7 @@ POINT_BUDGET = 80_000     # total drawn path points per figure (decimation for d
 PLAYBACK_RUNS = 20_000    # playback markers are drawn on a canvas: every run of the page can move
 MARKER_GL = 2_000         # marker traces with more points than this are WebGL too
 DENSE_STARTS = 36         # more starts than this: thin translucent paths, small markers, no rings
-CONTOUR_SCALE = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
+CONTOUR_SCALE = style_mod.SCREEN_CONTOUR
 
 
 def preview_contour(land, n: int = 60) -> go.Figure:
@@ -346,7 +346,7 @@ def live_loss_space(result, style: Style = Style(), *, playback: bool = True, he
     traces.append(_starts_trace(live, L0, S, style, space="loss"))
     traces.append(_end_legend(style))
     # a range that shows the front and the starts even when a run diverges far away
-    alive = result.status != "diverged"
+    alive = result.diverged_step < 0
     pts = [front[:, :2], L0]
     if alive.any():
         pts.append(result.losses[..., -1, :2][alive])
@@ -475,7 +475,7 @@ def nearest_record(result, step: int) -> int:
     return int(np.abs(np.asarray(result.record_steps) - step).argmin())
 
 
-def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -> go.Figure:
+def build_arrows(result, row: int, start: int, t: int, style: Style = Style(), *, height: int = 560) -> go.Figure:
     """One run's path on the map and, at record ``t``, arrows for −g₁, −g₂ and −d (downhill, one scale)."""
     land = result.landscape
     w, sc = weights_of(result), scale_of(result)
@@ -497,16 +497,18 @@ def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -
     traces.append(dict(type="scatter", x=[p[0]], y=[p[1]], mode="markers", name=f"step {int(result.record_steps[t])}",
                        marker=dict(color=c, size=12, line=dict(color="black", width=1))))
     fig = resolve(LiveFigure(figure=dict(data=traces), pieces=live.pieces))
-    for name, v, colour in vecs:
-        if not np.isfinite(v).all() or factor == 0:
-            continue
-        tip = p + factor * v
+    drawn = [(name, v, colour) for name, v, colour in vecs if np.isfinite(v).all() and factor != 0]
+    px = (height - 90) / (y1 - y0)        # pixels per unit: equal axes, the plot's height binds
+    texts = [f"{name} |{np.linalg.norm(v):.3g}|" for name, v, _ in drawn]
+    tips = np.array([p + factor * v for _, v, _ in drawn]).reshape(-1, 2)
+    # labels beyond each arrow's tip, on its side, pushed apart where they would overlap (figures/data.py)
+    corners = data.place_labels(tips * px, [v for _, v, _ in drawn], [(7.2 * len(t) + 6, 18) for t in texts]) / px
+    for (name, v, colour), tip, corner, text in zip(drawn, tips, corners, texts):
         fig.add_annotation(x=tip[0], y=tip[1], ax=p[0], ay=p[1], xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=2.5, arrowcolor=colour, text="")
-        fig.add_annotation(x=tip[0], y=tip[1], text=f"{name} |{np.linalg.norm(v):.3g}|", showarrow=False,
-                           font=dict(color=colour, size=12), xanchor="left", yanchor="bottom",
-                           bgcolor="rgba(255,255,255,0.7)")
-    fig.update_layout(height=560, margin=dict(l=50, r=20, t=50, b=40), plot_bgcolor="white", showlegend=False,
+        fig.add_annotation(x=corner[0], y=corner[1], text=text, showarrow=False, font=dict(color=colour, size=12),
+                           xanchor="left", yanchor="bottom", bgcolor="rgba(255,255,255,0.8)")
+    fig.update_layout(height=height, margin=dict(l=50, r=20, t=50, b=40), plot_bgcolor="white", showlegend=False,
                       **_equal_axes(land),
                       title=dict(text=f"{result.variants[row]['label']}: gradients at step "
                                       f"{int(result.record_steps[t])}", x=0.01))

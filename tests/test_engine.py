@@ -121,7 +121,7 @@ def test_a_poisoned_run_is_frozen_and_spoils_nothing():
     # LS blows up; SAM-GS's reference clip bounds each step (|d| <= 1), so it stays finite
     bad = [i for i, v in enumerate(mixed.variants) if v["lr"] == 50.0 and v["method"] == "ls"]
     assert (mixed.diverged_step[bad] >= 0).all()
-    assert (mixed.status[bad] == "diverged").all()
+    assert (mixed.status[bad] == "blowup").all() and (mixed.outcome[bad] == "blowup").all()
     assert (mixed.diverged_step[rows] == -1).all()
     assert (mixed.diverged_step[bad] == 2).all()      # 2 -> 99^2: beyond 1e6 after the third update
     assert np.isfinite(mixed.final).all(), "a diverged run is frozen at its last finite position"

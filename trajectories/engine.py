@@ -43,12 +43,15 @@ from optimizers.base import Context, clip1, norms
 
 from . import device as device_mod
 from . import kernel as kernel_mod
+from . import metrics
 from . import runners
 from .config import Config
 from .kernel import build_triton
+from .runners import RUN_STATE  # noqa: F401  (the names of the per-run state the step keeps)
+
+TARGET_EPS = metrics.TARGET_EPS   # "reached an optimum": within this distance of a global minimiser (in theta)
 
 DIVERGE_LIMIT = 1e6      # |theta| beyond this counts as diverged
-TARGET_EPS = 0.1         # "reached an optimum": within this distance of a global minimiser (in theta)
 CHUNK = 1000             # steps between progress reports / cancellation checks
 BYTES_LIMIT = int(float(os.environ.get("GRADSCAPE_MAX_BYTES", 6 * 2 ** 30)))
 
@@ -134,15 +137,23 @@ def _group_step(land, method, outer, cfg: Config, static: dict, record_names: li
             d = clip1(d)
         new, ostate = outer.step(theta, d, state["outer"], params["lr"], params["momentum"], opts)
         alive = state["alive"] > 0
-        finite = ((new == new) & (new.abs() < DIVERGE_LIMIT)).all(-1)
+        number = (new == new).all(-1)
+        finite = number & (new.abs() < DIVERGE_LIMIT).all(-1)
         ok = alive & finite
         gap = ((theta[:, None, :] - params["targets"]) ** 2).sum(-1).amin(-1)
+        kept = torch.where(ok[:, None], new, theta)
+        # the box the run's positions span over the last part of the run (steps >= params["tail"]): whether
+        # it stalled is read from every step, not from the recorded ones
+        tail = (t + 1 >= params["tail"])[:, None]
         out_state = {
-            "theta": torch.where(ok[:, None], new, theta),
+            "theta": kept,
             "t": t + 1,
             "alive": ok.to(theta.dtype),
             "dstep": torch.where(alive & ~finite, t, state["dstep"]),
+            "dnan": torch.where(alive & ~number, torch.ones_like(t), state["dnan"]),
             "hit": torch.where((state["hit"] < 0) & (gap < params["eps2"]), t, state["hit"]),
+            "lo": torch.where(tail & (kept < state["lo"]), kept, state["lo"]),
+            "hi": torch.where(tail & (kept > state["hi"]), kept, state["hi"]),
             "outer": ostate,
             "method": mstate,
         }
@@ -358,6 +369,7 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
         "key": keys,
         "targets": targets,
         "eps2": torch.full((B,), TARGET_EPS ** 2, dtype=dt, device=device),
+        "tail": torch.full((B,), float(metrics.tail_start(cfg.steps)), dtype=dt, device=device),
     }
     mstate = grp.method.init(B, K, 2, dict(dict(grp.variants[0].hparams)), dtype=dt, device=device)
     state = {
@@ -365,7 +377,10 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
         "t": torch.zeros(B, dtype=dt, device=device),
         "alive": torch.ones(B, dtype=dt, device=device),
         "dstep": torch.full((B,), -1.0, dtype=dt, device=device),
+        "dnan": torch.zeros(B, dtype=dt, device=device),
         "hit": torch.full((B,), -1.0, dtype=dt, device=device),
+        "lo": torch.full((B, 2), float("inf"), dtype=dt, device=device),
+        "hi": torch.full((B, 2), float("-inf"), dtype=dt, device=device),
         "outer": outer.init(theta),
         "method": mstate,
     }
@@ -375,7 +390,10 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
 def _targets(cfg, land, grp, dt, device, S):
     """Global minimisers of the weighted sum per variant, padded to a common count: [B, m, 2]."""
     per = [land.optima(v.task_weights, cfg.scale) for v in grp.variants]
+    # no isolated minimiser (a sum flat along the Pareto set): a target no run can come near
+    per = [p if len(p) else np.full((1, 2), np.inf) for p in per]
     m = max(len(p) for p in per)
     rows = [np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)]) for p in per]
     arr = np.repeat(np.stack(rows), S, axis=0)
     return torch.tensor(arr, dtype=dt, device=device)
+

@@ -6,8 +6,10 @@ steps (``record_steps``), K tasks. Arrays:
 * ``positions[M, S, T, 2]``, ``losses[M, S, T, K]``, ``final[M, S, 2]``, ``final_losses[M, S, K]``;
 * ``aux[name][M, S, T, ...]``: per-step diagnostics (``cos``, ``gms``, ``curv``, ``gnorm``, ``grad``, ``dir``,
   ``weights`` and method-specific fields such as SAM-GS's ``branch``; NaN where a method has no such field);
-* per run: ``status`` / ``status_step`` / ``outcome`` (see ``trajectories/metrics.py``), ``diverged_step``,
-  ``optimum_step``, ``optimum_index``, ``pareto_distance``, ``steps_to_pareto``, ``stationarity``.
+* per run: ``outcome`` (what the run reached first), ``status`` / ``status_step`` (how it ended, and when; -1:
+  no such step), ``diverged_step``, ``optimum_step``, ``optimum_index``, ``pareto_distance``, ``steps_to_pareto``,
+  ``stationarity`` — the codes and rules are in ``trajectories/metrics.py``; their words for people in
+  ``figures/vocabulary.py``.
 
 ``save(path)`` writes ``path`` (npz, the metadata embedded) and ``path.json`` beside it (the config);
 ``Result.load(path)`` reads either form back.
@@ -89,19 +91,32 @@ class Result:
                 arrays[k][grp.rows] = v
         final = arrays.pop("state.theta").astype(np.float64)
         diverged = arrays.pop("state.dstep").astype(np.int64)
-        opt_step = arrays.pop("state.hit").astype(np.int64)
+        nan = arrays.pop("state.dnan") > 0
+        hit = arrays.pop("state.hit").astype(np.int64)
+        lo, hi = arrays.pop("state.lo"), arrays.pop("state.hi")
         arrays.pop("state.alive", None)
         positions = arrays.pop("theta", None)
         losses = arrays.pop("loss", None)
         final_losses = np.full((M, S, K), np.nan)
         for m, v in enumerate(variants):
             final_losses[m] = land.losses_np(final[m], v.task_weights, cfg.scale)
-        opt_idx = metrics.optimum_index(land, final, [v.task_weights for v in variants], cfg.scale)
+        weights = [v.task_weights for v in variants]
+        nearest, near_d = metrics.nearest_optimum(land, final, weights, cfg.scale)
+        dist = metrics.pareto_distance(land, final)
+        # an early exit stops a chunk once every run has stopped moving: they count as settled
+        settled = metrics.settled_in_tail(final, lo, hi) | (steps_run < cfg.steps)
+        status, outcome, opt_idx = metrics.classify(final_pareto_distance=dist, nearest=nearest,
+                                                    nearest_distance=near_d, hit=hit, diverged_step=diverged,
+                                                    nan=nan, settled=settled)
+        # reached on the very last step: the engine tests the position *before* each update
+        opt_step = np.where((opt_idx >= 0) & (hit < 0), steps_run, hit)
+        opt_step = np.where(opt_idx >= 0, opt_step, -1)
         pos64 = positions.astype(np.float64) if positions is not None else None
-        path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS) if pos64 is not None else None
-        status, status_step, outcome, dist = metrics.classify(land, pos64, record_steps, final, diverged,
-                                                              opt_idx, cfg.steps, path_distance=path_d)
+        status_step = np.where(metrics.died(status), diverged, -1)
+        calm = status == "settled"
+        status_step[calm] = metrics.settle_step(pos64, record_steps, final)[calm]
         if pos64 is not None:
+            path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS)
             steps_to = metrics.first_within(path_d, record_steps, metrics.PARETO_EPS)
         else:
             steps_to = np.where(dist <= metrics.PARETO_EPS, cfg.steps, -1)
@@ -182,8 +197,7 @@ class Result:
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
         aux = {k[4:]: v for k, v in arrays.items() if k.startswith("aux.")}
         kw = {k: arrays.get(k) for k in ARRAYS}
-        kw["status"] = kw["status"].astype(str)
-        kw["outcome"] = kw["outcome"].astype(str)
+        kw["status"], kw["outcome"] = metrics.upgrade(kw["status"], kw["outcome"])
         return cls(config=meta["config"], variants=meta["variants"], aux=aux, timings=meta.get("timings", {}), **kw)
 
     def rerun(self, **overrides):
@@ -215,20 +229,25 @@ class Result:
         return pd.DataFrame(rows)
 
     def summary(self):
-        """Per variant: how many starts converge, reach a global optimum, stall or diverge."""
+        """Per variant: how many runs reached the optimum, the Pareto set (the optimum included), stalled, were
+        still moving, blew up or turned NaN (before reaching anything), and how many reached something and then
+        turned NaN or blew up (counted as having reached it)."""
         import pandas as pd
         rows = []
         S = self.shape[1]
         for m, v in enumerate(self.variants):
-            st = self.status[m]
+            out = self.outcome[m].astype(str)
             reached = self.optimum_index[m] >= 0
             steps = self.optimum_step[m][reached & (self.optimum_step[m] >= 0)]
+            dead = metrics.died(self.status[m])
+            finite = np.isfinite(self.pareto_distance[m])
             rows.append({"method": v["method"], "label": v["label"], "starts": S,
-                         "converged": int((st == "converged").sum()), "optimum": int(reached.sum()),
-                         "stalled": int((st == "stalled").sum()), "moving": int((st == "moving").sum()),
-                         "diverged": int((st == "diverged").sum()),
+                         "optimum": int(reached.sum()),
+                         "pareto": int((reached | (out == "pareto")).sum()),
+                         "stalled": int((out == "stalled").sum()), "moving": int((out == "moving").sum()),
+                         "blowup": int((out == "blowup").sum()), "nan": int((out == "nan").sum()),
+                         "died_after": int((dead & ((out == "pareto") | reached)).sum()),
                          "median_steps_to_optimum": float(np.median(steps)) if len(steps) else float("nan"),
-                         "median_pareto_distance": float(np.nanmedian(np.where(np.isfinite(self.pareto_distance[m]),
-                                                                               self.pareto_distance[m], np.nan)))
-                         if np.isfinite(self.pareto_distance[m]).any() else float("nan")})
+                         "median_pareto_distance": float(np.median(self.pareto_distance[m][finite]))
+                         if finite.any() else float("nan")})
         return pd.DataFrame(rows)

@@ -27,6 +27,7 @@ import optimizers
 import trajectories
 from landscapes import custom
 from optimizers import outer as outer_mod
+from trajectories import specs
 from trajectories import starts as starts_mod
 from figures import browser
 from figures.style import Style
@@ -220,6 +221,12 @@ def _read_state(raw: dict) -> tuple[dict, list[str]]:
     return {**first, **values}, problems
 
 
+def read_state(raw: dict) -> tuple[dict, list[str]]:
+    """The page state an address describes (URL parameters as text), with the problems found — without touching
+    the session (the Lessons page and the tests read views this way)."""
+    return _read_state(raw)
+
+
 def url_params(state: dict) -> dict[str, str]:
     """The URL of this state: every value that differs from its default (chosen methods' settings only)."""
     land = landscape_of(state)
@@ -263,41 +270,39 @@ def change_landscape(state: dict, new_key: str, new_spec: str | None = None) -> 
 
 # -- starts -----------------------------------------------------------------------------------------
 def start_fields(spec: str, land) -> tuple[str, dict]:
-    """The start-point widgets' values for ``spec``: (mode, {preset, grid, random, rseed, points})."""
+    """The start-point widgets' values for ``spec``: (mode, {preset, grid, random, rseed, points}), read through
+    the one start-spec parser (trajectories/specs.py)."""
     fields = {"preset": "paper" if "paper" in land.presets else next(iter(land.presets), ""), "grid": 5,
               "random": 10, "rseed": 0, "points": ""}
     try:
+        parsed = specs.StartSpec.parse(spec, land.presets)
         pts = starts_mod.resolve(land, spec)
         fields["points"] = points_spec(pts) if len(pts) <= 400 else ""
     except ValueError:
         fields["points"] = spec
         return "points", fields
-    if spec in land.presets:
-        fields["preset"] = spec
-        return "preset", fields
-    if spec.startswith("grid:"):
-        fields["grid"] = int(spec[5:])
-        return "grid", fields
-    if spec.startswith("random:"):
-        parts = spec.split(":")
-        fields["random"] = int(parts[1])
-        fields["rseed"] = int(parts[2]) if len(parts) > 2 else 0
-        return "random", fields
-    return "points", fields
+    if parsed.kind == "preset":
+        fields["preset"] = parsed.name
+    elif parsed.kind == "grid":
+        fields["grid"] = parsed.n
+    elif parsed.kind == "random":
+        fields["random"], fields["rseed"] = parsed.n, parsed.seed
+    return parsed.kind, fields
 
 
 def compose_starts(mode: str, fields: dict) -> str:
+    """The spec string of the start widgets' values (``StartSpec.text``); typed points are kept as typed."""
     if mode == "preset":
-        return fields["preset"]
+        return specs.StartSpec("preset", name=fields["preset"]).text()
     if mode == "grid":
-        return f"grid:{int(fields['grid'])}"
+        return specs.StartSpec("grid", n=int(fields["grid"])).text()
     if mode == "random":
-        return f"random:{int(fields['random'])}" + (f":{int(fields['rseed'])}" if fields["rseed"] else "")
+        return specs.StartSpec("random", n=int(fields["random"]), seed=int(fields["rseed"])).text()
     return fields["points"]
 
 
 def points_spec(points) -> str:
-    return ";".join(f"{x:.4g},{y:.4g}" for x, y in np.asarray(points, dtype=float).reshape(-1, 2))
+    return specs.StartSpec.of_points(points).text()
 
 
 def click_starts(spec: str, land, x: float, y: float) -> tuple[str, str]:
@@ -482,3 +487,70 @@ def trajectories_csv(result) -> bytes:
 
 def config_json(cfg) -> bytes:
     return json.dumps(cfg.to_dict(), indent=2, sort_keys=True).encode()
+
+
+# -- views as job configs, and configs as views ------------------------------------------------------------
+def job_config(state: dict) -> dict:
+    """The Benchmark job this view describes (``trajectories.jobs`` config dict): the same landscape, methods (with
+    the settings that differ from their defaults), starts, steps, optimiser, pipeline, weights and seed."""
+    cfg = build_config(state)
+    land = cfg.land
+    hp = {}
+    for m in cfg.methods:
+        for h in optimizers.get(m).hparams:
+            v = state[hp_key(m, h.name)]
+            if common.fmt_value(v) != common.fmt_value(hp_default(land, m, h)):
+                hp.setdefault(m, {})[h.name] = v
+    w = task_weights(state, land)
+    return {"name": "", "landscape": land.key, "landscape_spec": getattr(land, "spec", None) or None,
+            "methods": list(cfg.methods), "starts": state["starts"], "steps": cfg.steps, "pipeline": cfg.pipeline,
+            "optimizer": cfg.optimizer, "lr": cfg.lrs[0], "momentum": cfg.momentum,
+            "task_weights": list(w) if w else None, "scale": cfg.scale, "seeds": [cfg.seed], "hparams": hp}
+
+
+def state_from_config(data: dict, state: dict) -> dict:
+    """A page state showing the view a config describes: Explore's own download (``Config.to_dict``) or a job config
+    of one setting (``trajectories.jobs``). ValueError names what cannot be shown (a sweep, too many steps)."""
+    if not isinstance(data, dict):
+        raise ValueError("config: expected a JSON object")
+    if "seeds" in data or "sweep" in data or ("record_every" in data and "starts_spec" not in data):
+        from trajectories import jobs
+        job = jobs.JobConfig.from_dict(data)
+        if job.swept:
+            raise ValueError(f"config: a sweep ({', '.join(job.swept)}) has many views; Explore shows one — open "
+                             f"the job on the Benchmark page, or fix the swept settings")
+        cfg = job.engine_config(job.methods[0], job.seeds[0], job.start_points()[:1])
+        spec_text = job.starts if isinstance(job.starts, str) else points_spec(job.start_points())
+        methods, hparams = job.methods, job.hparams
+        lr, weights, seed = job.lr[0], (job.task_weights[0] if job.task_weights else None), job.seeds[0]
+    else:
+        cfg = trajectories.Config.from_dict(data)
+        if len(cfg.lrs) > 1 or len(cfg.weight_sets) > 1 or any(isinstance(v, list) for hp in
+                                                                cfg.hparams_dict.values() for v in hp.values()):
+            raise ValueError("config: a sweep has many views; Explore shows one")
+        spec_text = cfg.starts_spec or points_spec(cfg.start_array)
+        methods, hparams = cfg.methods, cfg.hparams_dict
+        lr, weights, seed = cfg.lrs[0], (None if cfg.task_weights is None else cfg.weight_sets[0]), cfg.seed
+    land = cfg.land
+    new = dict(state)
+    if land.key in landscapes.names() and not getattr(land, "spec", None):
+        new["land"] = land.key
+    else:
+        new["land"], new["spec"] = CUSTOM, custom.encode_spec(land.spec)
+    defaults = {p.key: p.default for p in params(land)}
+    for key in ("wmode", "w1", "w", "loss", "dstart", "drow", "dstep"):
+        new[key] = defaults[key]
+    new.update(methods=tuple(m for m in optimizers.names() if m in methods), lr=float(lr), steps=int(cfg.steps),
+               pipe=cfg.pipeline, opt=cfg.optimizer, mom=float(cfg.momentum), seed=int(seed),
+               scale=float(cfg.scale), starts=spec_text)
+    for m in new["methods"]:
+        for h in optimizers.get(m).hparams:
+            new[hp_key(m, h.name)] = (hparams.get(m) or {}).get(h.name, hp_default(land, m, h))
+    if weights is not None and any(float(x) != 1.0 for x in weights):
+        w = tuple(float(x) for x in weights)
+        if land.n_tasks == 2 and abs(sum(w) - 1.0) < 1e-12 and 0.01 <= w[0] <= 0.99:
+            new["wmode"], new["w1"] = "sum1", w[0]
+        else:
+            new["w"] = w
+    build_config(new)          # refuses what this page cannot run (steps, runs, memory), naming the field
+    return new
