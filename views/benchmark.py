@@ -12,6 +12,8 @@ import time
 
 import streamlit as st
 
+import optimizers
+
 from figures import benchmark as figs
 from figures import vocabulary as vocab
 from trajectories import benchmarks, jobs
