@@ -368,7 +368,6 @@ def paper_loss_space(result, style=None, size="double", *, columns=None, methods
         fig = _new_figure(size, nrows, cols, extra_in=(3.0 * size.font / 72 if legend else 0))
         axes = fig.subplots(nrows, cols, squeeze=False)
         vstyle = st.variant_style(result.variants)
-        ghost_paths = _published_ghosts(result) if ghosts else None
         for j, m in enumerate(sel):
             ax = axes[divmod(j, cols)]
             colour, dash = vstyle[m]
