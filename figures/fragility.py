@@ -44,7 +44,8 @@ def cloud_figure(r32, r64, frag, s: int, n: int, inside, *, radius: float, colou
                                  line=dict(color=PARETO_COLOUR, width=5)))
     opt = land.optima(tuple(w) if w else None, sc)
     traces.append(go.Scatter(x=opt[:, 0], y=opt[:, 1], mode="markers", name="optimum", hoverinfo="skip",
-                             marker=dict(symbol="star", size=15, color=OPTIMUM_COLOUR, line=dict(color="black", width=1))))
+                             marker=dict(symbol="star", size=15, color=OPTIMUM_COLOUR,
+                                         line=dict(color="black", width=1))))
     if ghost is not None:
         traces.append(go.Scatter(x=ghost[:, 0], y=ghost[:, 1], mode="lines", name="published path", hoverinfo="skip",
                                  line=dict(color=GHOST_COLOUR, width=6, dash="dash")))

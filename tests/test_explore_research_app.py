@@ -144,10 +144,11 @@ def test_every_start_marks_the_starts_whose_outcome_flips():
 
 
 def test_every_start_over_the_budget_is_refused_naming_the_field():
-    at = app(methods="samgs", starts="grid:20", steps="20000", view="fragility", fmode="all")
+    at = app(methods="samgs", starts="grid:30", steps="20000", view="fragility", fmode="all")
     assert not at.exception
     msg = " ".join(texts(at.error))
-    assert msg.startswith("fring:") and "400 starts" in msg and "budget" in msg
+    assert msg.startswith("fring:") and "900 starts × 1 method × 66 runs" in msg and "budget" in msg
+    assert "at most 31 nudged starts fit" in msg          # (31 + 2) x 900 x 20 000 = 0.594 G <= 0.6 G < 34 x ...
 
 
 # -- the playground ------------------------------------------------------------------------------------------

@@ -139,8 +139,9 @@ def test_every_nudged_run_from_a_robust_reference_start_ends_in_an_allowed_regio
 def test_the_verdict_equals_every_reference_label(every_reference_cloud, method):
     """Both landscapes, paper and grid starts (63 runs each). Not asserted for Aligned-MTL, whose float64 run takes
     the other side of its rank test (tolerance eps(dtype)) on 19 runs the reference calls robust, nor for PCGrad
-    (8, 4) and MGDA (4, -8) on the grid, which sit at the rule's edge (path 0.067, end 0.026) where 64 even nudges
-    find a farther run than the reference's 16 random ones."""
+    and MGDA: PCGrad from (8, 4) on one_optimum and MGDA from (4, -8) on two_optima (grid starts) sit at the rule's
+    edge (a path 0.067 away, an end 0.026 away), where 64 even nudges find a farther run than the reference's 16
+    random ones."""
     for land_key in ("one_optimum", "two_optima"):
         runs, fr, _, _ = every_reference_cloud[(land_key, method)]
         got = [bool(x) for x in fr.robust]

@@ -19,7 +19,8 @@ FILES = {"paper": "samgs_toy_reference.npz", "grid": "grid_reference.npz"}
 
 
 def _reference_runs():
-    """(source, landscape, reference method key, start index) -> (start, positions every 50th step, robust, outcomes)."""
+    """(source, landscape, reference method key, start index) -> (start, positions every 50th step, robust,
+    outcomes)."""
     out = {}
     for source, name in FILES.items():
         with np.load(REF_DIR / name) as z:
@@ -61,7 +62,8 @@ def test_the_shipped_data_is_small_and_holds_no_pickles():
 
 def test_each_published_run_records_the_settings_that_made_it():
     """The reference README: CAGrad with c = 0.5; SAM-GS γ 0.1, β1 0.9, β2 0.99 (one optimum) and 0.9 (two optima);
-    the grid's Nash-MTL with exact weights (no stop test), the paper starts' with the published code's (stop test on)."""
+    the grid's Nash-MTL with exact weights (no stop test), the paper starts' with the published code's (stop test
+    on)."""
     by = {(r.source, r.landscape, r.method): dict(r.hparams) for r in published.runs()}
     assert by[("paper", "one_optimum", "cagrad")]["c"] == 0.5
     assert by[("grid", "two_optima", "cagrad")]["c"] == 0.5
