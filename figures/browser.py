@@ -134,7 +134,8 @@ def _equal_axes(land, suffix: str = "") -> dict:
 def image_config(filename: str, fmt: str = "png") -> dict:
     """Plotly's toolbar: the camera button downloads the figure as PNG or SVG (client-side, no kaleido)."""
     return {"displaylogo": False, "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": 2},
-            "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+            "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+            "showSendToCloud": False}      # Plotly.js 4's "Share chart..." posts the figure to a cloud service
 
 
 # -- the landscape layer --------------------------------------------------------------------------

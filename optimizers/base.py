@@ -9,7 +9,7 @@ A method is a pair of pure functions over a batch of ``B`` independent runs (opt
   (the method's *native* output, before the pipeline's post-processing), ``aux`` a dict of per-run
   diagnostics (``weights[B, K]``, SAM-GS's ``branch[B]`` ...).
 
-Rules that make a step traceable into the fused CPU kernel (``trajectories/kernel.py``) and keep
+Rules that make a step traceable into the fused kernels (``trajectories/kernel/``) and keep
 runs independent:
 
 * only element-wise torch ops, reductions over the task / parameter axes, and small matmuls;

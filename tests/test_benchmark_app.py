@@ -149,6 +149,7 @@ def test_reopen_a_finished_job_by_url_with_sweep_and_compare(data):
     assert not at.exception
     assert at.selectbox(key="job_pick").value == plain
     assert at.query_params["job"] in (plain, [plain])
+    assert any("ran on cpu (c)" in c.value for c in at.caption)      # the device and backend the worker used
     table = success_table(at)
     assert dict(zip(table["label"], table["reached"])) == reached_by_hand(store, plain)
     assert table.loc[table["method"] == "samgs", "reached"].item() == 7          # the paper's claim

@@ -153,7 +153,8 @@ def test_every_start_over_the_budget_is_refused_naming_the_field():
 
 # -- the playground ------------------------------------------------------------------------------------------
 def playground(at) -> dict:
-    return json.loads(json.loads(at.get("bidi_component")[0].proto.json))["figure"]
+    (chart,) = [e for e in at.get("bidi_component") if e.key == "explore_playground"]
+    return json.loads(json.loads(chart.proto.json))["figure"]
 
 
 def test_the_playground_shows_every_chosen_method_on_the_spec_vector_t2():

@@ -37,9 +37,11 @@ def _run_parser(sub):
     p.add_argument("--record-every", type=int, default=10, help="keep every k-th step (default 10)")
     p.add_argument("--seed", type=int, default=0, help="RNG seed for the random methods (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--backend", default="auto", choices=["auto", "c", "torch", "compile"],
-                   help="c: fused CPU kernel; torch: eager; compile: torch.compile (GPU)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else the CPU; default), cpu, cuda or cuda:N")
+    p.add_argument("--backend", default="auto", choices=["auto", "c", "triton", "compile", "torch"],
+                   help="auto: the fused kernel of the device (triton on CUDA, c on the CPU); "
+                        "compile: torch.compile; torch: eager")
     p.add_argument("--out", default="result.npz", help="output file (default result.npz; a .json sidecar too)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
 
@@ -94,7 +96,9 @@ def cmd_run(a) -> int:
     if not a.quiet:
         print(file=sys.stderr)
         print(res.summary().to_string(index=False))
-        print(f"wrote {path} and {path.with_suffix('.json')} ({res.timings['wall_s']:.2f} s)")
+        backends = ", ".join(sorted(set(res.timings["backends"].values())))
+        print(f"wrote {path} and {path.with_suffix('.json')} ({res.timings['wall_s']:.2f} s on "
+              f"{res.timings['device']}, {backends})")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -18,6 +18,7 @@ import optimizers
 from optimizers import outer as outer_mod
 
 from . import starts as starts_mod
+from .device import check_device_name
 
 MAX_STEPS = 1_000_000
 MAX_LR = 100.0
@@ -105,7 +106,7 @@ class Config:
     record_every: int = 1
     seed: int = 0
     dtype: str = "float32"
-    device: str = "cpu"
+    device: str = "auto"                # auto (CUDA when available, else CPU), cpu, cuda, cuda:N
     task_weights: object = None         # None (ones), a K-tuple, or a tuple of K-tuples (sweep)
     scale: float = 1.0
     record: tuple = RECORDS
@@ -157,6 +158,7 @@ class Config:
         outer_mod.get(self.optimizer)
         if self.pipeline not in optimizers.PIPELINES:
             raise ValueError(f"pipeline: expected one of {', '.join(optimizers.PIPELINES)}, got {self.pipeline!r}")
+        check_device_name(self.device)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {self.dtype!r}")
         for lr in self.lrs:

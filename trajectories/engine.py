@@ -12,16 +12,18 @@ One step of a group is a pure function (``_group_step``) of flat state and param
     theta = outer optimiser step (Adam / SGD)
     a run whose theta turns non-finite or leaves |theta| < 1e6 is frozen where it was and flagged
 
-The same function runs two ways, with the same results up to float rounding:
+The same function runs several ways, with the same results up to float rounding (``trajectories/device.py``
+says which runs where; ``trajectories/runners.py`` holds one runner per backend):
 
-* ``backend="c"`` (the default on CPU): traced once into a fused C loop (``trajectories/kernel.py``)
-  that keeps each run's state in registers for all steps; groups and run ranges run on threads;
-* ``backend="torch"``: eager torch on any device (``"compile"`` wraps it in ``torch.compile``; on a GPU
-  this is the fast path).
+* ``backend="c"`` (``"auto"`` on the CPU): traced once into a fused C loop (``trajectories/kernel/``) that keeps
+  each run's state in registers for all steps; groups and run ranges run on threads;
+* ``backend="triton"`` (``"auto"`` on CUDA): the same traced step as one Triton kernel per chunk of steps, a
+  block of runs per program instance, state in registers;
+* ``backend="compile"`` / ``"torch"``: ``torch.compile`` of the step, or eager torch, on any device: the named
+  fallbacks (``Result.timings`` says which ran and why).
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -39,8 +41,11 @@ from optimizers import outer as outer_mod
 from optimizers import rng
 from optimizers.base import Context, clip1, norms
 
+from . import device as device_mod
 from . import kernel as kernel_mod
+from . import runners
 from .config import Config
+from .kernel import build_triton
 
 DIVERGE_LIMIT = 1e6      # |theta| beyond this counts as diverged
 TARGET_EPS = 0.1         # "reached an optimum": within this distance of a global minimiser (in theta)
@@ -153,39 +158,11 @@ def _group_step(land, method, outer, cfg: Config, static: dict, record_names: li
     return step
 
 
-class _Compiled:
-    """A group's step in flat form, plus its kernel (C) or torch callable."""
-
-    def __init__(self, step, state, params, backend, key=None, modules=()):
-        self.step = step
-        self.state_spec = pytree.tree_structure(state)
-        self.param_spec = pytree.tree_structure(params)
-        self.n_state = len(pytree.tree_leaves(state))
-        self.backend = backend
-        self.record_spec = None
-        self.kernel = None
-        self.torch_fn = self.flat
-        if backend == "c":
-            self.kernel = kernel_mod.Kernel(self.flat, pytree.tree_leaves(state), pytree.tree_leaves(params),
-                                            key=key + (self._layout(state), self._layout(params)),
-                                            modules=modules)
-        elif backend == "compile":
-            self.torch_fn = torch.compile(self.flat, dynamic=False)
-
-    @staticmethod
-    def _layout(tree):
-        return tuple((str(x.dtype), tuple(x.shape[1:])) for x in pytree.tree_leaves(tree)) + (str(pytree.tree_structure(tree)),)
-
-    def flat(self, *leaves):
-        state = pytree.tree_unflatten(list(leaves[:self.n_state]), self.state_spec)
-        params = pytree.tree_unflatten(list(leaves[self.n_state:]), self.param_spec)
-        new, rec = self.step(state, params)
-        self.record_names = list(rec)
-        return tuple(pytree.tree_leaves(new)) + tuple(rec.values())
-
-
-_KERNELS: dict = {}
+_KERNELS: dict = {}      # built kernels by backend and key, for this process
 _KLOCK = threading.Lock()
+# what a kernel build (or a Triton kernel's first launch, which compiles it) may raise; the group then runs on
+# the device's fallback backend. Triton's compiler errors share no base class short of Exception.
+KERNEL_ERRORS = {"c": (kernel_mod.Unsupported, kernel_mod.CompilerMissing), "triton": (Exception,)}
 
 
 def _kernel_key(cfg, land, method, static, record_names):
@@ -194,22 +171,28 @@ def _kernel_key(cfg, land, method, static, record_names):
             cfg.optimizer, cfg.dtype, tuple(record_names))
 
 
-def _fallback_reason(e: Exception) -> str:
-    """Why a group runs in eager torch, in words a page can show: the kernel's refusal and what it means."""
-    text = str(e).strip()
+_NAMES = {"c": "the C kernel", "triton": "the Triton kernel", "compile": "torch.compile", "torch": "eager torch"}
+
+
+def _fallback_reason(e: Exception, backend: str = "c", fallback: str = "torch") -> str:
+    """Why a group runs on a fallback, in words a page can show: the kernel's refusal and what it means."""
+    text = str(e).strip() if backend == "c" else f"{type(e).__name__}: {str(e).strip()[:2000]}"
     why = contract.explain(text)
-    return f"the C kernel cannot take this step ({text}{'; ' + why if why else ''}), so it ran in eager torch"
+    return f"{_NAMES[backend]} cannot take this step ({text}{'; ' + why if why else ''}), so it ran in {_NAMES[fallback]}"
 
 
 def available_backends() -> list[str]:
+    """The backends that can run here (``"triton"`` only with a CUDA device, or under the interpreter)."""
     out = ["torch", "compile"]
+    if build_triton.unavailable() is None and (torch.cuda.is_available() or build_triton.interpreting()):
+        out.insert(0, "triton")
     if kernel_mod.compiler():
         out.insert(0, "c")
     return out
 
 
 def simulate(landscape, methods, starts, steps, *, hparams=None, optimizer="adam", lr=1e-3, momentum=0.9,
-             pipeline="reference", record_every=1, seed=0, device="cpu", dtype="float32", task_weights=None,
+             pipeline="reference", record_every=1, seed=0, device="auto", dtype="float32", task_weights=None,
              scale=1.0, record=("positions", "losses", "diagnostics"), early_exit=False, backend="auto",
              threads=None, progress=None, cancel=None):
     """Run every method from every start (and every swept setting) in lock-step; returns a Result.
@@ -247,29 +230,66 @@ def estimate_bytes(cfg: Config) -> int:
     return runs * (n_rec * per * item + 64 * K * item + 512)
 
 
-def check_memory(cfg: Config):
+def check_memory(cfg: Config, dev: torch.device | None = None):
+    """Refuse above GRADSCAPE_MAX_BYTES (the records come back to host memory) and, on a GPU, above 90% of
+    the device memory free now (state, parameters and records all live there while the run lasts)."""
     need = estimate_bytes(cfg)
     if need > BYTES_LIMIT:
         raise ValueError(f"memory: this run would need about {need / 2 ** 30:.1f} GiB "
                          f"(limit {BYTES_LIMIT / 2 ** 30:.1f} GiB); record less often (record_every), "
                          f"use fewer starts, methods or steps")
+    if dev is not None and dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        if need > 0.9 * free:
+            raise ValueError(f"memory: this run would need about {need / 2 ** 30:.1f} GiB of GPU memory, "
+                             f"{free / 2 ** 30:.1f} GiB is free on {cfg.device}; record less often "
+                             f"(record_every), use fewer starts, methods or steps")
+
+
+def _engine_modules(land, method) -> tuple:
+    """The Python modules a group's traced step is made of: they key the kernel caches."""
+    import sys
+    lands = sorted(name for name in sys.modules if name == "landscapes" or name.startswith("landscapes."))
+    return ("optimizers.base", "optimizers.rng", "optimizers.outer", __name__, type(land).__module__, *lands,
+            method.step.__module__, method.init.__module__)
+
+
+def _runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names, static):
+    """The group's runner on ``backend``; a kernel that cannot be built falls back (``grp.fallback`` says why)."""
+    flat = runners.Flat(step, state, params)
+    if backend in ("c", "triton"):
+        kkey = (backend,) + _kernel_key(cfg, land, grp.method, static, rec_names)
+        try:
+            with _KLOCK:
+                kern = _KERNELS.get(kkey)
+            if kern is None:
+                build = kernel_mod.Kernel if backend == "c" else build_triton.TritonKernel
+                kern = build(flat, pytree.tree_leaves(state), pytree.tree_leaves(params),
+                             key=kkey + (flat.layout(state), flat.layout(params)),
+                             modules=_engine_modules(land, grp.method))
+            runner = (runners.CRunner if backend == "c" else runners.TritonRunner)(
+                grp, flat, state, params, n_rec, cfg, kern)
+            with _KLOCK:
+                _KERNELS[kkey] = kern
+            return runner
+        except KERNEL_ERRORS[backend] as e:
+            fallback = device_mod.fallback(dev)
+            grp.fallback = _fallback_reason(e, backend, fallback)
+            backend = fallback
+    return runners.TorchRunner(grp, flat, state, params, n_rec, cfg, compiled=backend == "compile")
 
 
 def run(cfg: Config, *, landscape=None, backend="auto", threads=None, progress=None, cancel=None):
     from .result import Result
 
     t_start = time.perf_counter()
-    check_memory(cfg)
+    dev = device_mod.resolve_device(cfg.device)
+    backend, why = device_mod.choose_backend(backend, dev)
+    check_memory(cfg, dev)
     land = landscape or cfg.land
     dt = _dtype(cfg.dtype)
-    device = torch.device(cfg.device)
-    if backend == "auto":
-        backend = "c" if device.type == "cpu" and kernel_mod.compiler() else "torch"
-    if backend == "c" and device.type != "cpu":
-        raise ValueError("backend: the C kernel runs on the CPU only; use backend='torch' or 'compile'")
     variants = cfg.variants()
     S = len(cfg.starts)
-    K = land.n_tasks
     starts = torch.tensor(cfg.start_array, dtype=dt)
     groups: dict = {}
     for i, v in enumerate(variants):
@@ -280,58 +300,38 @@ def run(cfg: Config, *, landscape=None, backend="auto", threads=None, progress=N
     outer = outer_mod.get(cfg.optimizer)
     n_rec = cfg.steps // cfg.record_every + 1
     total = cfg.steps * len(variants) * S
-    jobs = []
-    for (key, static), grp in groups.items():
+    group_runners = []
+    for (_, static), grp in groups.items():
         rec_names = _records_wanted(cfg, grp.method)
-        state, params = _inputs(cfg, land, grp, starts, dt, device, outer)
+        state, params = _inputs(cfg, land, grp, starts, dt, dev, outer)
         step = _group_step(land, grp.method, outer, cfg, dict(static), rec_names)
-        chosen = backend
-        comp = None
-        if chosen == "c":
-            kkey = _kernel_key(cfg, land, grp.method, static, rec_names)
-            with _KLOCK:
-                comp = _KERNELS.get(kkey)
-            if comp is None:
-                try:
-                    comp = _Compiled(step, state, params, "c", key=kkey,
-                                     modules=(grp.method.step.__module__, grp.method.init.__module__))
-                    with _KLOCK:
-                        _KERNELS[kkey] = comp
-                except (kernel_mod.Unsupported, kernel_mod.CompilerMissing) as e:
-                    comp, chosen = None, "torch"
-                    grp.fallback = _fallback_reason(e)
-        if comp is None:
-            comp = _Compiled(step, state, params, chosen)
-        jobs.append((grp, comp, state, params, chosen))
+        group_runners.append(_runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names, static))
     # -- run ----------------------------------------------------------------------------------
     n_threads = threads or max(1, min(os.cpu_count() or 1, 8))
-    outputs = {}
-    done = 0
     steps_run = cfg.steps
-    runners = [_Runner(grp, comp, state, params, chosen, n_rec, cfg, device) for grp, comp, state, params, chosen in jobs]
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         t0 = 0
         while t0 < cfg.steps:
             n = min(CHUNK, cfg.steps - t0)
-            tasks = [pool.submit(r.advance, lo, hi, t0, n) for r in runners for lo, hi in r.ranges(n_threads)]
+            tasks = [pool.submit(r.advance, lo, hi, t0, n) for r in group_runners for lo, hi in r.ranges(n_threads)]
             for f in tasks:
                 f.result()
             t0 += n
-            done = t0 * len(variants) * S
             if progress:
-                progress(done, total)
+                progress(t0 * len(variants) * S, total)
             if cancel and cancel():
                 raise Cancelled("cancelled")
-            if cfg.early_exit and t0 < cfg.steps and all(r.settled() for r in runners):
+            if cfg.early_exit and t0 < cfg.steps and all(r.settled() for r in group_runners):
                 steps_run = t0
                 break
-        for r in runners:
+        for r in group_runners:
             r.finish(steps_run)
-    for r in runners:
-        outputs[id(r.grp)] = r.collect(S)
+    outputs = [(r.grp, r.collect(S), r.backend) for r in group_runners]
     wall = time.perf_counter() - t_start
-    return Result.assemble(cfg, land, variants, [(r.grp, outputs[id(r.grp)], r.backend) for r in runners],
-                           steps_run=steps_run, wall_s=wall)
+    notes = {"device": device_mod.describe(dev)}
+    if why:
+        notes["backend_fallback"] = why
+    return Result.assemble(cfg, land, variants, outputs, steps_run=steps_run, wall_s=wall, notes=notes)
 
 
 def _inputs(cfg, land, grp, starts, dt, device, outer):
@@ -379,103 +379,3 @@ def _targets(cfg, land, grp, dt, device, S):
     rows = [np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)]) for p in per]
     arr = np.repeat(np.stack(rows), S, axis=0)
     return torch.tensor(arr, dtype=dt, device=device)
-
-
-class _Runner:
-    """Advances one group with its backend; owns its buffers."""
-
-    def __init__(self, grp, comp, state, params, backend, n_rec, cfg, device):
-        self.grp, self.comp, self.backend, self.n_rec, self.cfg = grp, comp, backend, n_rec, cfg
-        self.B = state["theta"].shape[0]
-        self.device = device
-        leaves = pytree.tree_leaves(state)
-        pleaves = pytree.tree_leaves(params)
-        # record layout from one eager evaluation on the first run (cheap, and independent of backend)
-        with torch.no_grad():
-            probe = comp.flat(*[x[:1] for x in leaves], *[x[:1] for x in pleaves])
-        self.record_names = comp.record_names
-        rec_leaves = probe[comp.n_state:]
-        self.rec_shapes = [tuple(r.shape[1:]) for r in rec_leaves]
-        self.rec_dtypes = [r.dtype for r in rec_leaves]
-        if backend == "c":
-            self.state = [np.ascontiguousarray(x.detach().cpu().numpy()) for x in leaves]
-            self.params = [np.ascontiguousarray(x.detach().cpu().numpy()) for x in pleaves]
-            self.records = [np.full((self.B, n_rec) + s, np.nan if d.is_floating_point else 0,
-                                    dtype=kernel_mod._NP[d]) for s, d in zip(self.rec_shapes, self.rec_dtypes)]
-        else:
-            self.state = list(leaves)
-            self.params = list(pleaves)
-            self.records = [torch.full((self.B, n_rec) + s, float("nan"), dtype=d, device=device)
-                            for s, d in zip(self.rec_shapes, self.rec_dtypes)]
-        self.theta_idx = 0
-        self.last_theta = self._theta().copy()
-
-    def _theta(self):
-        th = self.state[self.theta_idx]
-        return th if isinstance(th, np.ndarray) else th.detach().cpu().numpy()
-
-    def ranges(self, n_threads):
-        if self.backend != "c":
-            return [(0, self.B)]
-        parts = max(1, min(n_threads * 2, math.ceil(self.B / 512)))
-        step = math.ceil(self.B / parts / kernel_mod.WIDTH) * kernel_mod.WIDTH
-        return [(lo, min(self.B, lo + step)) for lo in range(0, self.B, step)]
-
-    def advance(self, lo, hi, t0, n):
-        rec = self.cfg.record_every
-        if self.backend == "c":
-            self.comp.kernel.run(self.state, self.params, self.records, t0, n, rec, self.n_rec, lo, hi)
-            return
-        with torch.no_grad():
-            st = self.state
-            for s in range(t0, t0 + n):
-                out = self.comp.torch_fn(*st, *self.params)
-                if s % rec == 0:
-                    row = s // rec
-                    for buf, val in zip(self.records, out[self.comp.n_state:]):
-                        buf[:, row] = val
-                st = list(out[:self.comp.n_state])
-            self.state = st
-
-    def settled(self, tol=1e-3) -> bool:
-        th = self._theta()
-        moved = np.abs(th - self.last_theta).max(-1)
-        self.last_theta = th.copy()
-        alive = self._leaf("alive") > 0
-        return bool(np.all(~alive | (moved < tol)))
-
-    def _leaf(self, name):
-        x = self.state[self._state_names().index(name)]
-        return x if isinstance(x, np.ndarray) else x.detach().cpu().numpy()
-
-    def finish(self, steps_run):
-        """Record the final step (a throw-away extra step on a copy) or, after an early exit, carry the
-        last recorded position and losses forward (the runs had stopped moving)."""
-        rec, T = self.cfg.record_every, self.cfg.steps
-        if steps_run == T and T % rec == 0:
-            saved = [x.copy() if isinstance(x, np.ndarray) else x.clone() for x in self.state]
-            self.advance(0, self.B, T, 1)
-            self.state = saved
-        elif steps_run < T:
-            last = (steps_run - 1) // rec
-            for buf, name in zip(self.records, self.record_names):
-                if name in ("theta", "loss"):
-                    buf[:, last + 1:] = buf[:, last:last + 1]
-
-    def collect(self, S):
-        V = self.B // S
-        out = {}
-        names = self._state_names()
-        for name, x in zip(names, self.state):
-            if name in ("theta", "alive", "dstep", "hit"):
-                arr = x if isinstance(x, np.ndarray) else x.detach().cpu().numpy()
-                out["state." + name] = arr.reshape((V, S) + arr.shape[1:])
-        for name, buf in zip(self.record_names, self.records):
-            arr = buf if isinstance(buf, np.ndarray) else buf.detach().cpu().numpy()
-            out[name] = arr.reshape((V, S) + arr.shape[1:])
-        return out
-
-    def _state_names(self):
-        paths = pytree.tree_flatten_with_path(pytree.tree_unflatten(list(range(self.comp.n_state)),
-                                                                      self.comp.state_spec))[0]
-        return [".".join(str(getattr(k, "key", k)) for k in p) for p, _ in paths]

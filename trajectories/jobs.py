@@ -40,6 +40,7 @@ import optimizers
 
 from . import starts as starts_mod
 from .config import Config, resolve_landscape
+from .device import check_device_name
 from .engine import BYTES_LIMIT, estimate_bytes
 
 MAX_RUNS = 20_000_000          # variants x seeds x starts, per job
@@ -52,7 +53,7 @@ DEFAULTS = {
     "name": "", "landscape": "one_optimum", "task_weights": None, "scale": 1.0, "methods": None,
     "starts": "grid:16", "steps": None, "pipeline": "reference", "optimizer": "adam", "lr": 1e-3,
     "momentum": 0.9, "seeds": [0], "hparams": {}, "sweep": {}, "record_every": None,
-    "record": ["positions"], "early_exit": True, "dtype": "float32", "chunk_mb": DEFAULT_CHUNK_MB,
+    "record": ["positions"], "early_exit": True, "dtype": "float32", "device": "auto", "chunk_mb": DEFAULT_CHUNK_MB,
     "chunk_runs": DEFAULT_CHUNK_RUNS, "landscape_spec": None,
 }
 _ALIASES = {"seed": "seeds", "method": "methods", "start": "starts"}
@@ -140,6 +141,7 @@ class JobConfig:
     record: tuple = ("positions",)
     early_exit: bool = True
     dtype: str = "float32"
+    device: str = "auto"    # auto (CUDA when available, else the CPU), cpu, cuda, cuda:N
     chunk_mb: float = DEFAULT_CHUNK_MB
     chunk_runs: int = DEFAULT_CHUNK_RUNS
     landscape_spec: dict | None = field(default=None, hash=False)   # a custom landscape (landscapes.custom)
@@ -279,7 +281,7 @@ class JobConfig:
         if not isinstance(record, (list, tuple)) or not all(isinstance(r, str) for r in record):
             raise ValueError(f"record: expected field names such as [\"positions\"], got {record!r}")
         record = tuple(record)
-        for name in ("name", "pipeline", "optimizer", "dtype"):
+        for name in ("name", "pipeline", "optimizer", "dtype", "device"):
             if not isinstance(c[name], str):
                 raise ValueError(f"{name}: expected text, got {c[name]!r}")
         if not isinstance(c["early_exit"], bool):
@@ -295,7 +297,7 @@ class JobConfig:
                   pipeline=str(c["pipeline"]), optimizer=str(c["optimizer"]), lr=tuple(float(x) for x in lr_list),
                   momentum=float(c["momentum"]), task_weights=weights, scale=float(c["scale"]), seeds=seeds_i,
                   hparams=hparams, sweep=sweep, record_every=rec_i, record=record,
-                  early_exit=bool(c["early_exit"]), dtype=str(c["dtype"]),
+                  early_exit=bool(c["early_exit"]), dtype=str(c["dtype"]), device=check_device_name(c["device"]),
                   chunk_mb=_positive(c["chunk_mb"], "chunk_mb"), chunk_runs=int(_positive(c["chunk_runs"], "chunk_runs")),
                   landscape_spec=getattr(land, "spec", None) or None)
         cfg.plan()   # validates every method's engine config, the memory and the size
@@ -353,7 +355,8 @@ class JobConfig:
                            hparams={method: hp} if hp else {}, optimizer=self.optimizer,
                            lr=self.lr[0] if len(self.lr) == 1 else list(self.lr), momentum=self.momentum,
                            pipeline=self.pipeline, record_every=self.record_every, seed=int(seed),
-                           dtype=self.dtype, task_weights=tw, scale=self.scale, record=tuple(self.record),
+                           dtype=self.dtype, device=self.device, task_weights=tw, scale=self.scale,
+                           record=tuple(self.record),
                            early_exit=self.early_exit)
 
     def variants(self) -> list[dict]:

@@ -69,7 +69,7 @@ class Result:
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
-    def assemble(cls, cfg, land, variants, group_outputs, *, steps_run, wall_s):
+    def assemble(cls, cfg, land, variants, group_outputs, *, steps_run, wall_s, notes=None):
         M, S, K = len(variants), len(cfg.starts), land.n_tasks
         n_rec = cfg.steps // cfg.record_every + 1
         record_steps = np.arange(n_rec) * cfg.record_every
@@ -109,8 +109,9 @@ class Result:
                          for m, v in enumerate(variants)])
         timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
                    "run_steps": int(steps_run) * M * S}
-        if fallbacks:   # groups the C kernel could not take (a Python landscape, a plugin method): why
+        if fallbacks:   # groups the kernel could not take (a Python landscape, a plugin method): why
             timings["kernel_fallbacks"] = fallbacks
+        timings.update(notes or {})     # "device" that ran; "backend_fallback": why "auto" took a fallback
         return cls(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
                    record_steps=record_steps, positions=positions, losses=losses, final=final,
                    final_losses=final_losses, diverged_step=diverged, optimum_step=opt_step,
@@ -146,6 +147,9 @@ class Result:
         fallbacks = {k: v for p in parts for k, v in p.timings.get("kernel_fallbacks", {}).items()}
         if fallbacks:
             timings["kernel_fallbacks"] = fallbacks
+        for note in ("device", "backend_fallback"):     # the same for every part of one page's call
+            if any(note in p.timings for p in parts):
+                timings[note] = next(p.timings[note] for p in parts if note in p.timings)
         kw = {name: cat(name) for name in ARRAYS if name not in ("record_steps", "starts")}
         return cls(config=config, variants=[v for p in parts for v in p.variants], starts=first.starts,
                    record_steps=first.record_steps, aux=aux, timings=timings, **kw)

@@ -11,13 +11,16 @@ Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kern
 * first use in a fresh process: the Explore page's default view in a new Python process, with an empty
   kernel cache (cold) and with the cache just filled (warm);
 * scaling: wall time against the number of runs (SAM-GS, 2 000 steps), written to a PNG plot;
-* GPU (when CUDA is present): every method x 256 x 256 starts x 20 000 steps on ``backend="compile"``.
+* GPU (when CUDA is present): the Triton kernel against ``torch.compile`` of the same step, in the same run:
+  SAM-GS x 7 starts and x 10^6 runs, every method x 7 starts and x 256 x 256 starts (20 000 steps each), and
+  a scaling table from 1 to 10^7 runs (SAM-GS, 2 000 steps); ratios, not just times.
 
 Each figure is the median of ``--repeats`` runs. Nothing here is a test: the numbers go to the README.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -38,6 +41,7 @@ from . import engine
 from .config import Config
 from .engine import simulate
 
+cpu = functools.partial(simulate, device="cpu")     # the CPU rows stay on the CPU on a machine with a GPU
 EXPLORE_DEFAULT = ["samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls"]
 
 
@@ -86,7 +90,7 @@ def sequential_step_time(methods, steps=300, start=(-8.0, 5.0)) -> float:
 
 def _fresh_process(cache: str, methods) -> float:
     code = ("import time; t0 = time.perf_counter(); import trajectories; "
-            f"trajectories.simulate('one_optimum', {methods!r}, 'paper', 20000, record_every=10); "
+            f"trajectories.simulate('one_optimum', {methods!r}, 'paper', 20000, record_every=10, device='cpu'); "
             "print(time.perf_counter() - t0)")
     env = dict(os.environ, GRADSCAPE_CACHE=cache)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,23 +118,23 @@ def main(argv=None) -> int:
 
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, methods: {len(methods)}", flush=True)
     # warm every kernel first (compilation is measured separately, in a fresh process)
-    simulate("one_optimum", methods, "paper", 10, record_every=10)
-    simulate("one_optimum", methods, "paper", 10, record_every=1000, record=("positions",))
+    cpu("one_optimum", methods, "paper", 10, record_every=10)
+    cpu("one_optimum", methods, "paper", 10, record_every=1000, record=("positions",))
 
-    t, _ = _median(lambda: simulate("one_optimum", ["samgs"], "paper", 20000, record_every=10), a.repeats)
+    t, _ = _median(lambda: cpu("one_optimum", ["samgs"], "paper", 20000, record_every=10), a.repeats)
     row("interactive: SAM-GS x 7 starts x 20k", t, 7 * 20000, "<= 0.3 s")
 
-    t_fig, _ = _median(lambda: simulate("one_optimum", methods, "paper", 20000, record_every=10), a.repeats)
+    t_fig, _ = _median(lambda: cpu("one_optimum", methods, "paper", 20000, record_every=10), a.repeats)
     work = len(methods) * 7 * 20000
     seq = sequential_step_time(methods, steps=200)
-    t_eager, _ = _median(lambda: simulate("one_optimum", methods, "paper", 200, record_every=10, backend="torch"), 1)
+    t_eager, _ = _median(lambda: cpu("one_optimum", methods, "paper", 200, record_every=10, backend="torch"), 1)
     eager_per = t_eager / 200
     row(f"paper figure: {len(methods)} methods x 7 x 20k", t_fig, work, "<= 3 s, >= 500x sequential",
         f"| {seq * work / t_fig:,.0f}x the sequential loop ({seq * 1e3:.2f} ms/step), "
         f"{eager_per * 20000 / t_fig:,.0f}x eager batched ({eager_per * 1e3:.1f} ms/step)")
 
     n = 16 if a.quick else 64
-    t_basin, _ = _median(lambda: simulate("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
+    t_basin, _ = _median(lambda: cpu("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
                                           record=("positions",)), 1 if not a.quick else a.repeats)
     row(f"basin map: {len(methods)} methods x {n}x{n} x 20k", t_basin, len(methods) * n * n * 20000, "<= 60 s (64x64)")
 
@@ -147,24 +151,78 @@ def main(argv=None) -> int:
     scaling = []
     for B in sizes:
         pts = np.random.default_rng(0).uniform(-10, 10, (B, 2))
-        t, _ = _median(lambda: simulate("one_optimum", ["samgs"], pts, 2000, record_every=2000,
+        t, _ = _median(lambda: cpu("one_optimum", ["samgs"], pts, 2000, record_every=2000,
                                         record=("positions",)), a.repeats)
         scaling.append((B, t))
         print(f"{'':32s}{B:7d} {t:9.3f} {t / (B * 2000) * 1e9:12.1f}", flush=True)
     _plot(scaling, a.plot)
 
     if torch.cuda.is_available():
-        t, _ = _median(lambda: simulate("one_optimum", methods, "grid:256", 20000, device="cuda", backend="compile",
-                                        record_every=1000, record=("positions",)), 1)
-        row(f"GPU: {len(methods)} methods x 256x256 x 20k", t, len(methods) * 65536 * 20000, "<= 10 s (H100)")
+        rows += gpu_section(methods, a.repeats, a.quick)
     else:
-        print("\nGPU: no CUDA device here (the GPU path is backend='compile' on device='cuda')")
+        print("\nGPU: no CUDA device here; the GPU section (backend='triton' against backend='compile' on "
+              "device='cuda') runs where torch.cuda.is_available()")
     bytes_per_run = engine.estimate_bytes(Config.make("one_optimum", ["samgs"], "paper", 20000, record_every=10)) / 7
     print(f"\nmemory: a run recorded every 10 steps for 20 000 steps costs about {bytes_per_run / 1024:.0f} KiB; "
           f"the guard refuses jobs over {engine.BYTES_LIMIT / 2 ** 30:.1f} GiB (GRADSCAPE_MAX_BYTES)")
     if a.json:
         print(json.dumps({"rows": rows, "scaling": scaling}, indent=2))
     return 0
+
+
+GPU_TARGETS = {"samgs-7": "<= 50 ms", "samgs-1e6": "<= 0.5 s", "all-7": "<= 0.3 s", "all-256": "<= 3 s"}
+
+
+def gpu_section(methods, repeats, quick=False) -> list[dict]:
+    """Triton against ``torch.compile`` of the same step, in the same run, on the first CUDA device.
+
+    Paths are recorded every 1 000 steps (finals plus decimated paths, as a large job keeps them). The
+    memory guard is raised for the section (a 10^7-run batch needs ~10 GB with the guard's margins)."""
+    print(f"\nGPU: {torch.cuda.get_device_name(0)}  (Triton kernel vs torch.compile of the same step; "
+          f"medians of {repeats}, warm kernels)", flush=True)
+    engine.BYTES_LIMIT = max(engine.BYTES_LIMIT, 64 * 2 ** 30)
+    out = []
+
+    def timed(backend, meths, starts, steps, reps):
+        kw = dict(device="cuda", backend=backend, record_every=1000, record=("positions",))
+        simulate("one_optimum", meths, starts, min(steps, 10), **kw)               # build and compile first
+        t, res = _median(lambda: (simulate("one_optimum", meths, starts, steps, **kw), torch.cuda.synchronize())[0],
+                         reps)
+        assert set(res.timings["backends"].values()) == {backend}, res.timings
+        return t
+
+    def compare(name, meths, starts, n_runs, steps, target, compile_reps=1):
+        t = timed("triton", meths, starts, steps, repeats)
+        try:
+            tc = timed("compile", meths, starts, steps, compile_reps)
+            ratio = f"{tc / t:,.1f}x faster than torch.compile ({tc:.3f} s)"
+        except Exception as e:       # torch.compile may run out of memory where the kernel does not
+            tc, ratio = float("nan"), f"torch.compile failed: {type(e).__name__}"
+        work = len(meths) * n_runs * steps
+        print(f"  {name:44s} {t:9.4f} s  {work / t / 1e9:8.2f} G run-steps/s  (target {target})  {ratio}", flush=True)
+        out.append({"workload": "GPU " + name, "seconds": t, "compile_seconds": tc, "run_steps": work,
+                    "run_steps_per_s": work / t, "target": target, "note": ratio})
+
+    rng_pts = np.random.default_rng(0)
+    compare("SAM-GS x 7 starts x 20k", ["samgs"], "paper", 7, 20000, GPU_TARGETS["samgs-7"])
+    big = 100_000 if quick else 1_000_000
+    compare(f"SAM-GS x {big:,} runs x 20k", ["samgs"], rng_pts.uniform(-10, 10, (big, 2)), big, 20000,
+            GPU_TARGETS["samgs-1e6"])
+    compare(f"{len(methods)} methods x 7 x 20k", methods, "paper", 7, 20000, GPU_TARGETS["all-7"])
+    n = 64 if quick else 256
+    compare(f"{len(methods)} methods x {n}x{n} x 20k", methods, f"grid:{n}", n * n, 20000, GPU_TARGETS["all-256"])
+    print("  scaling (SAM-GS, 2 000 steps):      runs   triton s   compile s   ratio", flush=True)
+    for B in [1, 10, 100, 1000, 10_000, 100_000, 1_000_000] + ([] if quick else [10_000_000]):
+        pts = rng_pts.uniform(-10, 10, (B, 2))
+        t = timed("triton", ["samgs"], pts, 2000, repeats)
+        try:
+            tc = timed("compile", ["samgs"], pts, 2000, 1)
+        except Exception:
+            tc = float("nan")
+        print(f"{'':38s}{B:10,d} {t:10.4f} {tc:11.4f} {tc / t:7.1f}x", flush=True)
+        out.append({"workload": f"GPU scaling SAM-GS x {B} x 2k", "seconds": t, "compile_seconds": tc,
+                    "run_steps": B * 2000, "run_steps_per_s": B * 2000 / t, "target": "", "note": ""})
+    return out
 
 
 def _plot(scaling, path):

@@ -12,6 +12,7 @@ same work in the calling process (the CLI does this, with a terminal progress ba
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -193,12 +194,17 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
         todo = [c for c in chunks if c.idx not in done]
         # build every kernel first, one at a time (tracing is not shared between threads)
         alone = set()     # methods without a fused kernel (engine fallback): their chunks run one at a time
+        ran = {"device": "", "backends": {}}      # what the job view shows (ran.json beside the chunks)
         for method in dict.fromkeys(c.method for c in todo):
             if hb.cancelled.is_set():
                 raise engine.Cancelled("cancelled")
             warm = engine.run(cfg.engine_config(method, cfg.seeds[0], pts[:1], steps=1), threads=1)
-            if set(warm.timings.get("backends", {}).values()) != {"c"}:
+            ran["device"] = warm.timings.get("device", "")
+            ran["backends"].update(warm.timings.get("backends", {}))
+            if set(warm.timings.get("backends", {}).values()) - {"c", "triton"}:
                 alone.add(method)
+        if todo:
+            store.path(job_id, "ran.json").write_text(json.dumps(ran))
         _run_chunks(store, job_id, cfg, todo, pts, progress, hb, threads, alone)
         merged = JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id), complete=True)
         if merged.notes:

@@ -366,13 +366,22 @@ def compare_view(job: dict, table, all_jobs: list[dict], root: str):
         _fig_button(fig, f"compare-{job['id']}-{other['id']}", key="bv_cmp_fig_dl")
 
 
+def _ran_on(root: str, job_id: str) -> str:
+    """' · ran on cpu (c)': the device and backends the worker recorded, or '' before it has."""
+    try:
+        ran = json.loads(Store(root, reap=False).path(job_id, "ran.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return f" · ran on {ran.get('device') or '?'} ({', '.join(sorted(set(ran.get('backends', {}).values())))})"
+
+
 def job_view(job: dict, all_jobs: list[dict], root: str):
     status = job["status"]
     st.subheader(f"{STATUS_ICONS.get(status, '')} {job['name']}")
     cfg = job["config"]
     st.caption(f"job `{job['id']}` · {cfg.get('landscape')} · {cfg.get('starts') if isinstance(cfg.get('starts'), str) else str(len(cfg.get('starts', []))) + ' points'}"
                f" · {cfg.get('steps'):,} steps · {cfg.get('pipeline')} · {cfg.get('optimizer')} · status **{status}**"
-               + (f" · wall {_duration(job['wall_s'])}" if job["wall_s"] else ""))
+               + (f" · wall {_duration(job['wall_s'])}" if job["wall_s"] else "") + _ran_on(root, job["id"]))
     if job["message"]:
         (st.error if status == "failed" else st.info)(job["message"])
     if status in ACTIVE and not job["chunks_done"]:

@@ -15,7 +15,7 @@ _boot = st.empty()
 if "trajectories" not in sys.modules:
     with _boot.status("Warming up: loading PyTorch and the engine (the first visit after a server start takes "
                       "about ten seconds)…"):
-        import trajectories  # noqa: F401
+        import trajectories  # noqa: F401  (loading it is the point: torch and the engine)
 _boot.empty()
 
 import optimizers  # noqa: E402
@@ -103,6 +103,7 @@ def _on_map_click() -> None:
         spec, note = state["starts"], f"Cannot edit the start points: {e}"
     state["starts"] = spec
     st.session_state["explore.toast"] = note
+    st.session_state["explore.full_rerun"] = True       # the sidebar's start fields show the new starts
     controls.forget_start_widgets()
 
 
@@ -248,24 +249,41 @@ def show_view(view, result, state, presenting):
 def main():
     state, problems = model.page_state()
     presenting = bool(state["teach"])
+    with st.container() if presenting else st.sidebar:
+        live_map.preload()
     for p in problems + optimizers.load_errors():      # load errors: a GRADSCAPE_METHODS file that broke a rule
         st.warning(p)
     for note in st.session_state.pop("explore.notes", []):
         st.info(note)
-    toast = st.session_state.pop("explore.toast", None)
-    if toast:
-        st.toast(toast)
-    share = None
     if presenting:      # the figure above the fold: no app header, less space above the content
         st.html("<style>[data-testid='stHeader']{display:none}"
                 "[data-testid='stMainBlockContainer']{padding-top:1rem;padding-bottom:1rem}</style>")
-        controls.knobs(state)
     else:
         st.title("Explore")
         st.caption("Every gradient-aggregation method from every start point, on an analytic two-parameter "
                    "landscape.")
-        share = controls.sidebar(state)
-        _radio("View", model.VIEWS, "view", state, label_visibility="collapsed")
+        controls.sidebar(state)
+    live_area()
+
+
+@st.fragment
+def live_area():
+    """Everything below the sidebar. A fragment: a control in here (SAM-GS's sliders, the view, a click on the
+    map) reruns only this part, so the browser redraws a handful of elements instead of the whole page."""
+    state = st.session_state[model.STATE_KEY]
+    if st.session_state.pop("explore.full_rerun", False):      # a change the sidebar must show too
+        st.rerun()
+    toast = st.session_state.pop("explore.toast", None)
+    if toast:
+        st.toast(toast)
+    presenting = bool(state["teach"])
+    if presenting:
+        controls.knobs(state)
+    else:
+        controls.samgs_row(state)
+        top = st.columns([5, 1])
+        _radio("View", model.VIEWS, "view", state, top[0], label_visibility="collapsed")
+        share = top[1].popover("Share", icon=":material/link:", width="stretch")
     view = state["view"]
     try:
         cfg = model.build_config(state)
@@ -280,8 +298,9 @@ def main():
         st.session_state["explore.config"] = cfg.to_dict()
         if not presenting:
             M, S = result.shape
+            ran = f"{result.timings.get('device', 'cpu')}, {'/'.join(sorted(set(result.timings['backends'].values())))}"
             st.caption(f"{M} method(s) × {S} start(s) × {cfg.steps:,} steps: engine {result.timings['wall_s']:.2f} s "
-                       f"(each method cached once computed); paths recorded every {cfg.record_every} steps, drawn "
+                       f"on {ran} (each method cached once computed); paths recorded every {cfg.record_every} steps, drawn "
                        f"decimated.")
             for key, why in result.timings.get("kernel_fallbacks", {}).items():
                 st.caption(f"{optimizers.get(key).label}: {why}.")

@@ -78,13 +78,14 @@ def _on_landscape() -> None:
 def _add_samgs() -> None:
     state = st.session_state[model.STATE_KEY]
     state["methods"] = tuple(k for k in optimizers.names() if k in set(state["methods"]) | {"samgs"})
+    st.session_state["explore.full_rerun"] = True      # the sidebar's method lists show it too
     _forget_widgets("methods.")
 
 
 # -- the sidebar ------------------------------------------------------------------------------------
-def sidebar(state: dict):
-    """Draw every control in the sidebar and update ``state`` from them. Returns the share box's place, filled
-    by :func:`share_box` at the end of the run, once every control of the page has had its say."""
+def sidebar(state: dict) -> None:
+    """Draw the sidebar's controls (problem, methods, optimiser, starts) and update ``state`` from them. SAM-GS's
+    three sliders sit above the map instead (:func:`samgs_row`), in the part of the page a slider move reruns."""
     sb = st.sidebar
     try:
         land = model.landscape_of(state)
@@ -92,24 +93,23 @@ def sidebar(state: dict):
         st.session_state["explore.notes"] = [f"The custom landscape could not be built ({e}); showing the default."]
         model.change_landscape(state, model.land_param().default)
         land = model.landscape_of(state)
-    _samgs(sb, state)
-    sb.divider()
     _problem(sb, state, land)
     _methods(sb, state)
     _optimiser(sb, state, land)
     _starts(sb, state, land)
-    return sb.container()
 
 
-def _samgs(sb, state: dict) -> None:
+def samgs_row(state: dict) -> None:
+    """SAM-GS's γ, β₁, β₂ in one row above the map (always in plain sight)."""
     if "samgs" not in optimizers.names():
         return
-    sb.subheader("SAM-GS")
-    for h in optimizers.get("samgs").hparams:
-        hparam_widget(state, "samgs", h, sb, label=SAMGS_LABELS.get(h.name))
+    spec = optimizers.get("samgs").hparams
+    cols = st.columns([3] * len(spec) + [2])
+    for h, col in zip(spec, cols):
+        hparam_widget(state, "samgs", h, col, label=SAMGS_LABELS.get(h.name))
     if "samgs" not in state["methods"]:
-        sb.caption("SAM-GS is not among the chosen methods.")
-        sb.button("Add SAM-GS", on_click=_add_samgs, key="x.addsamgs")
+        cols[-1].caption("SAM-GS is not among the chosen methods.")
+        cols[-1].button("Add SAM-GS", on_click=_add_samgs, key="x.addsamgs")
 
 
 def _problem(sb, state: dict, land) -> None:
@@ -227,8 +227,6 @@ def _starts(sb, state: dict, land) -> None:
 def share_box(slot, state: dict) -> None:
     """The page's address as an absolute link, and its teaching (presentation) link. Plain text fields, not
     ``st.code``: a code block makes every new browser download a 1.5 MB syntax highlighter."""
-    if slot is None:
-        return
     base = (st.context.url or "").split("?")[0]
     if base.count("/") == 2:            # "http://host:port": the app's root needs its slash
         base += "/"
@@ -236,7 +234,6 @@ def share_box(slot, state: dict) -> None:
     link = base + ("?" + common.query_string(params) if params else "")
     teach = base + "?" + common.query_string({**params, "teach": "1"})
     with slot:
-        st.subheader("Share")
         st.session_state["x.share.link"] = link          # shown, never read back: always the current view
         st.text_input("This view (every control is in the address)", key="x.share.link")
         st.session_state["x.share.teach"] = teach

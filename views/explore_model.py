@@ -14,10 +14,13 @@ import io
 import json
 import math
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 import landscapes
 import optimizers
@@ -406,10 +409,22 @@ def _run_method(cfg_json: str):
     return trajectories.run(trajectories.Config.from_dict(json.loads(cfg_json)))
 
 
+METHOD_THREADS = 2       # methods computed side by side: one's kernel runs while another's results are assembled
+
+
 @st.cache_resource(max_entries=24, show_spinner=False)
 def _run(cfg_json: str):
     cfg = trajectories.Config.from_dict(json.loads(cfg_json))
-    parts = [_run_method(cfg.for_method(m).to_json()) for m in cfg.methods]
+    ctx = get_script_run_ctx()
+
+    def one(method: str):
+        add_script_run_ctx(threading.current_thread(), ctx)     # the cache belongs to this page's runtime
+        return _run_method(cfg.for_method(method).to_json())
+    # Two methods at a time: each engine call has serial parts (setting up, assembling the Result) that leave a
+    # core idle; measured on 8 methods x 12 x 12 starts x 20 000 steps, 0.46 s side by side against 0.88 s one
+    # after the other (and 0.60 s as one call over every method)
+    with ThreadPoolExecutor(METHOD_THREADS) as pool:
+        parts = list(pool.map(one, cfg.methods))
     return trajectories.Result.stack(parts, cfg.to_dict())
 
 

@@ -142,19 +142,23 @@ class LiveMap {
       return;
     }
     evict(new Set(header.uses));
+    const waited = performance.now();
     const Plotly = await loadPlotly();
+    const plotlyMs = performance.now() - waited;
     this.header = header;
     const fig = substitute(header.figure);
     this.keepVisibility(fig.data);
     this.fitWidth(fig.layout);
     this.header = header;
     this.meta = header.meta || {};
+    const reactStart = performance.now();
     await Plotly.react(this.plot, fig.data, fig.layout, header.config || {});
+    const reactMs = performance.now() - reactStart;
     if (!this.hooked) this.hook(Plotly);
     this.setupPlayback(header.playback);
     this.root.dataset.ready = String((+this.root.dataset.ready || 0) + 1);
     // for the page benchmarks (tools/explore_bench.py): when each frame was drawn, its size, its drawing time
-    DRAWS.push({ at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began });
+    DRAWS.push({ at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began, plotlyMs, reactMs });
     if (DRAWS.length > 500) DRAWS.splice(0, 250);
   }
 
@@ -311,6 +315,10 @@ class LiveMap {
 
 export function render(args) {
   const { data, parentElement, setTriggerValue } = args;
+  if (!data) {             // views/live_map.preload(): no figure, only fetch Plotly.js early
+    loadPlotly().catch((e) => console.error("Gradscape: Plotly.js", e));
+    return () => {};
+  }
   let map = parentElement.__gradscapeMap;
   if (!map) map = parentElement.__gradscapeMap = new LiveMap(parentElement);
   if (data) {       // one update at a time, in order (Plotly.react is asynchronous)
