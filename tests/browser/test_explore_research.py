@@ -85,6 +85,10 @@ def test_the_fragility_view_draws_the_cloud_and_the_flips(page, server, screensh
     idle_page(page)
     page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(gd => gd._fullData && "
                            "gd._fullData.some(t => t.name === 'outcome flips under the nudge'))", timeout=TIMEOUT_MS)
-    assert query_of(page)["fmode"] == "all"
+    for _ in range(40):                 # the run the click started writes the address when it ends
+        if query_of(page).get("fmode") == "all":
+            break
+        page.wait_for_timeout(250)
+    assert query_of(page).get("fmode") == "all"
     page.screenshot(path=str(screenshots / "explore-fragility-all.png"))
     no_exceptions(page)
