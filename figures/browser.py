@@ -253,12 +253,84 @@ def _steps_ref(live, result, idx):
     return live.ref(np.tile(np.concatenate([steps, [np.nan]]), S))
 
 
+# -- under the runs: published paths (ghosts) and direction fields ------------------------------------
+GHOST_COLOUR = "rgba(40,40,40,0.42)"
+FIELD_HEAD = 0.32          # arrowhead length as a share of the arrow
+FIELD_HEAD_ANGLE = 0.45    # radians either side of the shaft
+
+
+def _ghost_trace(live: LiveFigure, paths: list, *, xaxis="x", yaxis="y", legend=True) -> dict:
+    """Published paths [T_i, 2] (figures/published.py) as one wide, grey, dashed trace: a run that reproduces its
+    published path is drawn inside a grey dashed band."""
+    sep = np.full((1, 2), np.nan, np.float32)
+    pts = np.concatenate([a for p in paths for a in (np.asarray(p, np.float32), sep)])
+    return dict(type="scatter", x=live.ref(pts[:, 0]), y=live.ref(pts[:, 1]), mode="lines", name="published path",
+                legendgroup="published", showlegend=legend, uid=f"published{xaxis}", xaxis=xaxis, yaxis=yaxis,
+                line=dict(color=GHOST_COLOUR, width=5, dash="dash"),
+                hovertemplate="published path<br>(%{x:.3f}, %{y:.3f})<extra></extra>")
+
+
+def field_arrows(points, d, length: float):
+    """Arrows of a direction field: from each point, ``length`` along −d (where a step along d goes: the outer
+    optimiser descends). A zero or non-finite d gives no arrow. Returns (x, y, u, v)."""
+    p = np.asarray(points, dtype=float).reshape(-1, 2)
+    d = np.asarray(d, dtype=float).reshape(-1, 2)
+    n = np.linalg.norm(d, axis=1)
+    ok = np.isfinite(n) & (n > 0)
+    uv = np.where(ok[:, None], -d / np.where(ok, n, 1.0)[:, None] * length, np.nan)
+    return p[:, 0], p[:, 1], uv[:, 0], uv[:, 1]
+
+
+def _field_trace(live: LiveFigure, arrows, colour: str, label: str, *, xaxis="x", yaxis="y") -> dict:
+    """Arrows (x, y, u, v) as one line trace: a shaft and two head strokes each, NaN-separated."""
+    x, y, u, v = (np.asarray(a, dtype=float) for a in arrows)
+    tip = np.stack([x + u, y + v], 1)
+    back = -np.stack([u, v], 1) * FIELD_HEAD
+    c, s = np.cos(FIELD_HEAD_ANGLE), np.sin(FIELD_HEAD_ANGLE)
+    h1 = tip + np.stack([c * back[:, 0] - s * back[:, 1], s * back[:, 0] + c * back[:, 1]], 1)
+    h2 = tip + np.stack([c * back[:, 0] + s * back[:, 1], -s * back[:, 0] + c * back[:, 1]], 1)
+    nan = np.full_like(tip, np.nan)
+    seg = np.stack([np.stack([x, y], 1), tip, h1, nan, tip, h2, nan], 1)
+    seg = seg[np.isfinite(u) & np.isfinite(v)].reshape(-1, 2)
+    return dict(type="scatter", x=live.ref(seg[:, 0]), y=live.ref(seg[:, 1]), mode="lines",
+                name=f"{label} first-step direction", legendgroup=f"m:{label}", showlegend=False,
+                uid=_uid("field", label, xaxis), xaxis=xaxis, yaxis=yaxis, hoverinfo="skip", opacity=0.8,
+                line=dict(color=colour, width=1.3))
+
+
+def _first_ghost_row(ghosts) -> int | None:
+    """The first row with published paths (its panel carries the legend entry)."""
+    return next((m for m, g in enumerate(ghosts or []) if g), None)
+
+
+def _under_runs(live: LiveFigure, result, rows, ghosts, field, *, legend=True, xaxis="x", yaxis="y") -> list[dict]:
+    """The published paths and direction-field arrows of ``rows``, drawn before (under) their runs."""
+    out = []
+    if ghosts is not None:
+        paths = [p for m in rows for p in ghosts[m]]
+        if paths:
+            out.append(_ghost_trace(live, paths, xaxis=xaxis, yaxis=yaxis, legend=legend))
+    if field is not None:
+        styles = style_mod.variant_style(result.variants)
+        for m in rows:
+            if field[m] is not None:
+                out.append(_field_trace(live, field[m], styles[m][0], result.variants[m]["label"], xaxis=xaxis,
+                                        yaxis=yaxis))
+    return out
+
+
 # -- the map --------------------------------------------------------------------------------------
 def live_map(result, style: Style = Style(), *, layout: str = "overlay", playback: bool = True,
-             height: int | None = None, image: dict | None = None, title: bool = True) -> LiveFigure:
+             height: int | None = None, image: dict | None = None, title: bool = True, ghosts=None,
+             field=None) -> LiveFigure:
     """The map for the browser: ``layout="overlay"`` (every method over one contour) or ``"multiples"`` (one
     panel per method variant, shared axes: the SAM-GS paper's figures 2 and 4). Clicks on the map add or remove
-    starts (the page handles them); playback moves a marker per run along its path in the browser."""
+    starts (the page handles them); playback moves a marker per run along its path in the browser.
+
+    ``ghosts``: per row, the published paths to draw under its runs (``figures.published.ghosts``): grey, dashed,
+    one legend entry. ``field``: per row, a direction field ``(x, y, u, v)`` of arrows from (x, y) to
+    (x + u, y + v) (:func:`field_arrows`), drawn under the runs in the row's colour and grouped with it in the
+    legend (hiding a method hides its arrows)."""
     if layout not in ("overlay", "multiples"):
         raise ValueError(f"layout: {layout!r} is not overlay or multiples")
     playback = playback and playback_ok(result)
@@ -274,6 +346,7 @@ def live_map(result, style: Style = Style(), *, layout: str = "overlay", playbac
     traces, paths = [], []
     if layout == "overlay":
         traces += _landscape_traces(live, land, style, w, sc)
+        traces += _under_runs(live, result, range(M), ghosts, field)
         for m in range(M):
             paths.append(len(traces))
             traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl)
@@ -296,6 +369,7 @@ def live_map(result, style: Style = Style(), *, layout: str = "overlay", playbac
             ax = dict(xaxis=f"x{n}", yaxis=f"y{n}")
             traces += _landscape_traces(live, land, style, w, sc, n=80, zmin=zmin, zmax=zmax, colorbar=m == 0,
                                         legend=m == 0, **ax)
+            traces += _under_runs(live, result, [m], ghosts, field, legend=m == _first_ghost_row(ghosts), **ax)
             paths.append(len(traces))
             traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl, legend=True, **ax)
             traces.append(_starts_trace(live, result.starts, S, style, legend=m == 0, **ax))

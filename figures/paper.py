@@ -177,6 +177,21 @@ def draw_paths(ax, paths, *, colour, dash, style, size, ends=True):
     return lines
 
 
+GHOST_COLOUR = (0.16, 0.16, 0.16, 0.4)
+
+
+def _published_ghosts(result):
+    from . import published
+    return published.ghosts(result)
+
+
+def draw_ghosts(ax, paths, size):
+    """Published paths (figures/published.py) under the runs: wide, grey, dashed."""
+    for p in paths:
+        ax.plot(p[:, 0], p[:, 1], color=GHOST_COLOUR, lw=2.5 * size.line, ls=(0, (3, 2)), zorder=2,
+                solid_capstyle="round")
+
+
 def marker_legend(style, size, *, pareto=True, optimum=True, extra=(), pareto_label="Pareto set"):
     sz = _marker_sizes(style, size)
     h = [Line2D([], [], ls="none", marker="o", ms=sz["start"], color=st.START_COLOUR, label="start"),
@@ -263,9 +278,10 @@ def _variants_to_draw(result, methods):
 
 # -- small multiples (contour + paths, optional loss-space row) ---------------------------------------
 def paper_small_multiples(result, style=None, size="double", *, rows=("contour",), columns=None, methods=None,
-                          legend=True, title=None):
+                          legend=True, title=None, ghosts=False):
     """One column per method variant: contour + every start's path (and, with ``rows=("contour", "loss")``,
-    the same paths in loss space underneath), like the SAM-GS paper's figures 2 and 4."""
+    the same paths in loss space underneath), like the SAM-GS paper's figures 2 and 4. ``ghosts``: draw the
+    published path (figures/published.py) under every run that has one, grey and dashed."""
     style, size = _style(style), size_of(size)
     rows = (rows,) if isinstance(rows, str) else tuple(rows)
     for r in rows:
@@ -283,6 +299,7 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
         fig = _new_figure(size, nrows, cols, extra_in=(3.0 * size.font / 72 if legend else 0))
         axes = fig.subplots(nrows, cols, squeeze=False)
         vstyle = st.variant_style(result.variants)
+        ghost_paths = _published_ghosts(result) if ghosts else None
         for j, m in enumerate(sel):
             b, c = divmod(j, cols)
             colour, dash = vstyle[m]
@@ -291,6 +308,8 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
                 ax = axes[b * len(rows) + r, c]
                 if kind == "contour":
                     draw_landscape(ax, land, weights=w, scale=_scale(result), style=style, size=size)
+                    if ghost_paths:
+                        draw_ghosts(ax, ghost_paths[m], size)
                     draw_paths(ax, pos[m][:, idx], colour=colour, dash=dash, style=style, size=size)
                     xl, yl = st.THETA_LABELS
                 else:
@@ -312,7 +331,9 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
         if legend:
             label = "Pareto set / front" if "loss" in rows and "contour" in rows else \
                 "Pareto front" if "loss" in rows else "Pareto set"
-            _legend_below(fig, marker_legend(style, size, pareto_label=label), size)
+            extra = [Line2D([], [], color=GHOST_COLOUR, lw=2.5 * size.line, ls=(0, (3, 2)), label="published path")] \
+                if ghost_paths and any(ghost_paths[m] for m in sel) else []
+            _legend_below(fig, marker_legend(style, size, pareto_label=label, extra=extra), size)
     return fig
 
 

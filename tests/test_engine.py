@@ -10,6 +10,7 @@ import optimizers
 import trajectories
 from landscapes.base import Landscape
 from trajectories import Result, simulate
+from trajectories.config import Config
 
 STEPS = 300
 
@@ -231,3 +232,10 @@ def test_the_gpu_path_torch_compile_agrees_with_the_kernel():
     b = simulate("one_optimum", ["samgs", "ls"], backend="c", **kw)
     assert set(a.timings["backends"].values()) == {"compile"}
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-9, rtol=0)
+
+
+def test_a_method_given_no_settings_round_trips_through_a_dict():
+    # {"samgs": {}} froze to ("samgs", ()) and thawed to {"samgs": []}, which from_dict then refused
+    cfg = Config.make("one_optimum", ["samgs", "mgda"], [(0.0, 0.0)], 10, hparams={"samgs": {}, "mgda": {}})
+    assert cfg.to_dict()["hparams"] == {"samgs": {}, "mgda": {}}
+    assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

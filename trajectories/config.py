@@ -200,7 +200,8 @@ class Config:
 
     @property
     def hparams_dict(self) -> dict:
-        return _thaw(self.hparams) if self.hparams else {}
+        # per method, so a method given no settings thaws to {} (an empty frozen dict is (), which _thaw reads as [])
+        return {m: _thaw(v) if v else {} for m, v in self.hparams}
 
     @property
     def start_array(self) -> np.ndarray:

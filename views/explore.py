@@ -25,6 +25,9 @@ from figures.style import Style  # noqa: E402
 from views import common  # noqa: E402
 from views import explore_controls as controls  # noqa: E402
 from views import explore_model as model  # noqa: E402
+from views import explore_fragility  # noqa: E402
+from views import explore_overlays as overlays  # noqa: E402
+from views import explore_playground  # noqa: E402
 from views import export  # noqa: E402
 from views import live_map  # noqa: E402
 from views import outcomes  # noqa: E402
@@ -121,12 +124,15 @@ def show_map(result, state, presenting: bool):
         loss = _radio("Contour", losses, "loss", state, c2)
         img = _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c3,
                      help="the format of the camera button on the chart's toolbar")
-    fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None)
+        overlays.controls(state)
+    extras, extras_key = overlays.extras(result, state)
+    fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None, extras, extras_key)
     st.session_state["explore.sent_bytes"] = live_map.show(fig, key=MAP_KEY, on_click=_on_map_click)
     if not presenting:
         st.caption(success_line(result) + ".  ▶ plays the runs; the slider under the map scrubs through the steps; "
                    "click the map to add a start, a start to remove it; double-click a method in the legend to "
                    "show it alone.")
+        overlays.notes(result, state)
 
 
 def show_loss_space(result, state, presenting: bool):
@@ -238,6 +244,10 @@ def show_view(view, result, state, presenting):
             show_outcomes(result, state)
         elif view == "diag":
             show_diagnostics(result, state)
+        elif view == "fragility":
+            explore_fragility.show(result, state)
+        elif view == "playground":
+            explore_playground.show(state, presenting)
         else:
             show_table(result)
     except Exception as e:   # a figure that cannot be drawn must not hide the controls

@@ -42,7 +42,8 @@ RECORD_BUDGET = 400_000         # records over all runs (more runs -> a coarser 
 MAX_BYTES = 1.5 * 2 ** 30       # memory a page's run may take (trajectories.estimate_bytes)
 LR_MIN, LR_MAX = 1e-6, 10.0
 START_MODES = {"preset": "Preset", "grid": "n × n grid", "random": "Random", "points": "Points"}
-VIEWS = {"map": "Map", "loss": "Loss space", "outcomes": "Outcomes", "diag": "Diagnostics", "table": "Summary"}
+VIEWS = {"map": "Map", "loss": "Loss space", "outcomes": "Outcomes", "diag": "Diagnostics", "table": "Summary",
+         "fragility": "Fragility", "playground": "Playground"}
 LAYOUTS = {"overlay": "Overlay", "multiples": "One panel per method"}
 WEIGHT_MODES = {"free": "free", "sum1": "w₁ + w₂ = 1"}
 IMAGE_FORMATS = ("png", "svg")
@@ -153,7 +154,34 @@ def params(land) -> list[common.Param]:
         common.Param("teach", False, common.flag),
         common.Param("knobs", (), _knobs_parser(land)),
     ]
+    out += overlay_params() + fragility_params() + playground_params()
     return out
+
+
+def overlay_params() -> list[common.Param]:
+    """The map's published paths and direction field (views/explore_overlays.py)."""
+    from views import explore_overlays as ov
+    return [common.Param("ghosts", False, common.flag), common.Param("field", False, common.flag),
+            common.Param("fieldn", ov.FIELD_N, common.number(ov.FIELD_MIN, ov.FIELD_MAX, integer=True))]
+
+
+def fragility_params() -> list[common.Param]:
+    """The fragility view's controls (views/explore_fragility.py)."""
+    from trajectories import fragility
+    from views import explore_fragility as fv
+    return [common.Param("fmode", "one", common.choice(fv.MODES)),
+            common.Param("frow", 0, common.number(0, 10_000, integer=True)),
+            common.Param("fstart", 0, common.number(0, starts_mod.MAX_STARTS, integer=True)),
+            common.Param("fring", fragility.RING, common.number(fv.RING_MIN, fv.RING_MAX, integer=True)),
+            common.Param("frad", fragility.RADIUS, common.number(0.0, 0.5, lo_open=True))]
+
+
+def playground_params() -> list[common.Param]:
+    """The aggregator playground's task gradients, losses and pipeline (views/explore_playground.py)."""
+    from figures import playground as pg
+    return [common.Param("pg", pg.DEFAULT_VECTORS, pg.parse_vectors, fmt=pg.format_vectors),
+            common.Param("pgl", pg.DEFAULT_LOSSES, pg.parse_losses),
+            common.Param("pgpipe", "reference", common.choice(optimizers.PIPELINES))]
 
 
 KNOB_ALIASES = {"gamma": "samgs.gamma", "beta1": "samgs.beta1", "beta2": "samgs.beta2"}
@@ -248,7 +276,7 @@ def change_landscape(state: dict, new_key: str, new_spec: str | None = None) -> 
     notes = []
     old_defaults = {p.key: p for p in params(old)}
     for p in params(new):
-        if p.key in ("starts", "w", "loss", "wmode", "dstart", "drow", "dstep"):
+        if p.key in ("starts", "w", "loss", "wmode", "dstart", "drow", "dstep", "frow", "fstart"):
             continue
         if p.key in state and old_defaults.get(p.key) is not None and old_defaults[p.key].is_default(state[p.key]):
             state[p.key] = p.default
@@ -264,7 +292,7 @@ def change_landscape(state: dict, new_key: str, new_spec: str | None = None) -> 
         state["wmode"] = "free"
     if state["loss"] not in ["sum"] + [f"task{k + 1}" for k in range(new.n_tasks)]:
         state["loss"] = "sum"
-    state.update(land=CUSTOM if new_key == CUSTOM else new.key, drow=0, dstart=0, dstep=0)
+    state.update(land=CUSTOM if new_key == CUSTOM else new.key, drow=0, dstart=0, dstep=0, frow=0, fstart=0)
     return notes
 
 
@@ -413,15 +441,18 @@ def run(cfg):
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _map_figure(cfg_json: str, layout: str, loss: str, img: str, height, _result):
+def _map_figure(cfg_json: str, layout: str, loss: str, img: str, height, extras_key: str, _result, _extras):
     land = _result.landscape
     return browser.live_map(_result, Style(contour=loss), layout=layout, height=height, title=height is None,
-                            image=browser.image_config(f"gradscape-{land.key}-{layout}", img))
+                            image=browser.image_config(f"gradscape-{land.key}-{layout}", img), **_extras)
 
 
-def map_figure(result, layout: str, loss: str, img: str, height=None):
-    """The live map of a Result (cached with it: sessions showing the same view share the prepared figure)."""
-    return _map_figure(json.dumps(result.config, sort_keys=True), layout, loss, img, height, result)
+def map_figure(result, layout: str, loss: str, img: str, height=None, extras: dict | None = None,
+               extras_key: str = ""):
+    """The live map of a Result (cached with it: sessions showing the same view share the prepared figure).
+    ``extras``: what views/explore_overlays.py draws under the runs, told apart in the cache by ``extras_key``."""
+    return _map_figure(json.dumps(result.config, sort_keys=True), layout, loss, img, height, extras_key, result,
+                       extras or {})
 
 
 @st.cache_resource(max_entries=12, show_spinner=False)

@@ -40,12 +40,25 @@ def _render(result_id: str, spec_json: str, fmt: str, _result) -> bytes:
     return figspec.render_bytes(figspec.FigureSpec.from_dict(json.loads(spec_json)), _result, fmt)
 
 
+def published_runs(result) -> int:
+    """How many runs of ``result`` have a published path (figures/published.py)."""
+    from figures import published
+    try:
+        return len(published.matches(result))
+    except (OSError, ValueError):      # the shipped data missing or damaged: no option, no error
+        return 0
+
+
 def _figure_options(kind, key, result) -> dict:
     opts = {}
     if kind == "small-multiples":
         rows = st.multiselect("Rows", ["contour", "loss"], default=["contour"], key=f"{key}_rows",
                               help="Contour + paths, and/or the same paths in loss space underneath")
         opts["rows"] = rows or ["contour"]
+        if published_runs(result):
+            if st.checkbox("Published paths", key=f"{key}_ghosts", help="the SAM-GS authors' published path under "
+                           "every run that has one (grey, dashed)"):
+                opts["ghosts"] = True
     elif kind == "heatmap":
         opts["metric"] = st.selectbox("Metric", list(paper.METRICS), key=f"{key}_metric",
                                       format_func=lambda m: paper.METRICS[m][0])
