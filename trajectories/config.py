@@ -201,7 +201,7 @@ class Config:
     @property
     def hparams_dict(self) -> dict:
         # per method, so a method given no settings thaws to {} (an empty frozen dict is (), which _thaw reads as [])
-        return {m: _thaw(v) if v else {} for m, v in self.hparams}
+        return {m: _thaw(v) if v else {} for m, v in self.hparams or ()}
 
     @property
     def start_array(self) -> np.ndarray:
