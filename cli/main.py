@@ -1,13 +1,23 @@
-"""Gradscape's command line: ``python -m trajectories run|bench|figure ...``.
+"""Gradscape's command line: ``python -m trajectories run|bench|figure ...`` (``python -m cli`` is the same).
 
-A face like the pages: it parses flags, calls the engine (and, for ``figure``, ``figures/``), and turns
-bad input into a one-line message and exit status 2 (never a traceback).
+A face like the pages: it parses flags, calls the engine (``run``), the job system (``bench``: ``cli/bench.py``)
+or ``figures/`` (``figure``), and turns bad input into a one-line message and exit status 2 (never a traceback).
+It may import every package except ``views``; nothing imports it but the two entry points.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+import landscapes
+import trajectories
+from figures import cli as figure_cli
+from jobs import jobspeed, speed
+from landscapes.custom import landscape_from_cli
+from optimizers import plugins
+
+from . import bench
 
 
 def _run_parser(sub):
@@ -69,14 +79,9 @@ def _floats(text, name):
 
 
 def cmd_run(a) -> int:
-    import landscapes
-    import trajectories
-    from optimizers import plugins
-
     for problem in plugins.load_files(a.method_file):
         print(f"warning: {problem}", file=sys.stderr)
     if a.landscape_file:
-        from landscapes.custom import landscape_from_cli
         land = landscape_from_cli(a.landscape_file)
     else:
         land = landscapes.get(a.landscape)
@@ -107,18 +112,18 @@ def main(argv=None) -> int:
     if argv and argv[0] == "bench":
         rest = argv[1:]
         if "--speed" in rest:
-            from . import speed
             return speed.main([x for x in rest if x != "--speed"])
-        from . import benchmarks
-        return benchmarks.main(rest)
+        if "--jobs-speed" in rest:
+            return jobspeed.main([x for x in rest if x != "--jobs-speed"])
+        return bench.main(rest)
     if argv and argv[0] == "figure":
-        from figures import cli as figure_cli
         return figure_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m trajectories",
                                      description="Gradscape: run MTL gradient-aggregation methods on analytic landscapes.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _run_parser(sub)
-    sub.add_parser("bench", help="benchmarks: --preset NAME [--json], a job CONFIG file, or --speed")
+    sub.add_parser("bench", help="benchmarks: --preset NAME [--json], a job CONFIG file [--cluster ADDRESS], --speed or "
+                        "--jobs-speed")
     sub.add_parser("figure", help="figures for papers and slides: --preset NAME --out FILE, --from-config ...")
     a = parser.parse_args(argv)
     if a.cmd == "run":

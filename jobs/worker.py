@@ -1,13 +1,16 @@
-"""The job worker: one process per job, outside the page.
+"""The job worker: one process per job, outside the page; it drives the job's chunks on a runner.
 
-``python -m trajectories.worker JOB_ID [--data DIR]`` runs a queued job of the store: it waits for a
-slot (at most ``GRADSCAPE_MAX_JOBS`` jobs run at once on this machine, default 1), runs the job's chunks
-one engine call at a time, saves each chunk's Result as soon as it is done, and finally the merged
-per-run table. A heartbeat thread writes progress (fraction, run-steps per second, time left) to the
-store every ``HEARTBEAT_S`` seconds and picks up a cancel request from the store.
+``python -m jobs.worker JOB_ID [--data DIR]`` runs a queued job of the store: it waits for a slot (at most
+``GRADSCAPE_MAX_JOBS`` jobs run at once on this machine, default 1), runs the job's chunks on its runner, stores
+each chunk as soon as it is done, and finally the merged per-run table. A heartbeat thread writes progress
+(fraction, run-steps per second, time left) to the store and picks up a cancel request from the store.
 
-``spawn(store, job_id)`` starts the process (the page does this); ``run_job(store, job_id)`` is the
-same work in the calling process (the CLI does this, with a terminal progress bar).
+Runners: the job's own threads (``jobs/local.py``, the default) or, when the job's config names a cluster,
+Ray tasks (``jobs/ray_runner.py``); this process then is the Ray driver, and still the only writer of the job's
+files and index rows.
+
+``launch(config, store)`` records a job and starts its process (the page does this); ``run_job(store, job_id)``
+is the same work in the calling process (the CLI does this, with a terminal progress bar).
 """
 from __future__ import annotations
 
@@ -17,14 +20,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 
-from .store import Store
+from trajectories import engine
 
-HEARTBEAT_S = 0.5
+from . import local, ray_runner
+from .config import JobConfig, resolve_cluster
+from .progress import Heartbeat, Progress
+from .results import JobResult
+from .store import Store, atomic_write_text
+
 QUEUE_POLL_S = 0.5
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _CHILDREN: list = []     # Popen handles of spawned workers (polled so finished ones do not linger as zombies)
@@ -38,14 +45,14 @@ def max_running() -> int:
 
 
 def spawn(store: Store, job_id: str) -> subprocess.Popen:
-    """Start ``python -m trajectories.worker JOB_ID`` for a queued job; its output goes to worker.log."""
+    """Start ``python -m jobs.worker JOB_ID`` for a queued job; its output goes to worker.log."""
     reap_children()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["GRADSCAPE_DATA"] = str(store.root)
     log = open(store.path(job_id, "worker.log"), "ab")
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "trajectories.worker", job_id, "--data", str(store.root)],
+        proc = subprocess.Popen([sys.executable, "-m", "jobs.worker", job_id, "--data", str(store.root)],
                                 cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as e:
@@ -64,99 +71,25 @@ def reap_children():
             _CHILDREN.remove(p)
 
 
-class Progress:
-    """Progress of a job across its chunks (several may be in flight); the heartbeat thread reads it, the
-    engine's callbacks write it.
-
-    Between the engine's reports (every 1000 steps) the fraction is interpolated at the measured rate,
-    never past the end of the chunks in flight."""
-
-    def __init__(self, total_steps: float, done_before: float = 0.0):
-        self.total = max(float(total_steps), 1.0)
-        self.base = float(done_before)      # run-steps of completed chunks (full budget, early exits included)
-        self.active: dict = {}              # chunk idx -> [reported run-steps, chunk run-steps]
-        self.lock = threading.Lock()
-        self.t0 = time.perf_counter()
-        self.t_report = self.t0
-        self.computed = 0.0                 # run-steps actually computed in this process
-        self.chunks_done = 0
-
-    def start_chunk(self, idx: int, run_steps: float):
-        with self.lock:
-            self.active[idx] = [0.0, float(run_steps)]
-
-    def report(self, idx: int, done: float):
-        with self.lock:
-            a = self.active.get(idx)
-            if a is None:
-                return
-            self.computed += max(0.0, float(done) - a[0])
-            a[0] = float(done)
-            self.t_report = time.perf_counter()
-
-    def end_chunk(self, idx: int):
-        with self.lock:
-            a = self.active.pop(idx, None)
-            if a is not None:
-                self.base += a[1]
-                self.chunks_done += 1
-            self.t_report = time.perf_counter()
-
-    def drop_chunk(self, idx: int):
-        with self.lock:
-            self.active.pop(idx, None)
-
-    def snapshot(self):
-        """(fraction, done run-steps, rate in run-steps/s, eta in s or None)."""
-        with self.lock:
-            now = time.perf_counter()
-            elapsed = max(now - self.t0, 1e-9)
-            rate = self.computed / elapsed if self.computed > 0 else None
-            reported = sum(a[0] for a in self.active.values())
-            done = self.base + reported
-            if rate and self.active:
-                cap = self.base + 0.999 * sum(a[1] for a in self.active.values())
-                done = min(done + rate * (now - self.t_report), cap)
-            eta = max(self.total - done, 0.0) / rate if rate else None
-            return min(done / self.total, 1.0), done, rate, eta
+def create(cfg: JobConfig, store: Store, *, name: str | None = None) -> str:
+    """Record ``cfg`` as a queued job (no worker started); its cluster is decided now (``resolve_cluster``)."""
+    cfg = resolve_cluster(cfg)
+    chunks = cfg.plan()
+    d = cfg.to_dict()
+    if name:
+        d["name"] = name
+    return store.create(d, name=d["name"] or cfg.title, chunks_total=len(chunks),
+                        total_steps=sum(c.run_steps for c in chunks))
 
 
-class Heartbeat(threading.Thread):
-    """Writes progress to the store every HEARTBEAT_S and watches the store's cancel flag."""
-
-    def __init__(self, store: Store, job_id: str, progress: Progress, on_progress=None):
-        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
-        self.store, self.job_id, self.progress, self.on_progress = store, job_id, progress, on_progress
-        self.cancelled = threading.Event()
-        self.stopped = threading.Event()
-
-    def beat(self):
-        frac, done, rate, eta = self.progress.snapshot()
-        try:
-            self.store.progress(self.job_id, fraction=frac, done_steps=done, rate=rate, eta_s=eta)
-            if self.store.cancel_requested(self.job_id):
-                self.cancelled.set()
-        except Exception:   # a busy database must not kill the job; the next beat retries
-            pass
-        if self.on_progress:
-            self.on_progress(frac, rate, eta, self.progress.chunks_done)
-
-    def run(self):
-        while not self.stopped.wait(HEARTBEAT_S):
-            self.beat()
-
-    def stop(self):
-        self.stopped.set()
-        self.join(timeout=5)
-
-
-def chunks_in_flight() -> int:
-    """Engine calls a worker keeps going at once (``GRADSCAPE_CHUNKS_IN_FLIGHT``, default 2): while one
-    call classifies its runs (single-threaded numpy/torch), the next one's kernel uses the other cores."""
-    try:
-        return max(1, int(os.environ.get("GRADSCAPE_CHUNKS_IN_FLIGHT", "2")))
-    except ValueError:
-        return 2
+def launch(config, store: Store | None = None, *, name: str | None = None) -> str:
+    """Validate ``config`` (a dict or JobConfig), record it as a queued job and start its worker process.
+    Returns the job id. Raises ValueError (a one-line message) when the config is refused."""
+    store = store or Store()
+    cfg = config if isinstance(config, JobConfig) else JobConfig.from_dict(config)
+    job_id = create(cfg, store, name=name)
+    spawn(store, job_id)
+    return job_id
 
 
 def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = None, threads=None) -> str:
@@ -164,9 +97,6 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
 
     ``limit``: how many jobs may run at once (default ``GRADSCAPE_MAX_JOBS``); ``on_progress(fraction,
     rate, eta_s, chunks_done)`` is called on every heartbeat (the CLI's progress bar)."""
-    from . import engine
-    from .jobs import JobConfig, JobResult
-
     job = store.get(job_id)
     if job is None:
         raise KeyError(f"no job {job_id!r} in {store.root}")
@@ -192,20 +122,17 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
         hb.beat()
         hb.start()
         todo = [c for c in chunks if c.idx not in done]
-        # build every kernel first, one at a time (tracing is not shared between threads)
-        alone = set()     # methods without a fused kernel (engine fallback): their chunks run one at a time
-        ran = {"device": "", "backends": {}}      # what the job view shows (ran.json beside the chunks)
-        for method in dict.fromkeys(c.method for c in todo):
-            if hb.cancelled.is_set():
-                raise engine.Cancelled("cancelled")
-            warm = engine.run(cfg.engine_config(method, cfg.seeds[0], pts[:1], steps=1), threads=1)
-            ran["device"] = warm.timings.get("device", "")
-            ran["backends"].update(warm.timings.get("backends", {}))
-            if set(warm.timings.get("backends", {}).values()) - {"c", "triton"}:
-                alone.add(method)
-        if todo:
-            store.path(job_id, "ran.json").write_text(json.dumps(ran))
-        _run_chunks(store, job_id, cfg, todo, pts, progress, hb, threads, alone)
+
+        def note_ran(ran: dict):     # what the job view shows: the device and backends (ran.json)
+            atomic_write_text(store.path(job_id, "ran.json"), json.dumps(ran))
+
+        if cfg.cluster:
+            ray_runner.run_chunks(store, job_id, cfg, todo, pts, progress, hb, note_ran=note_ran)
+        else:
+            ran, alone = local.warm(cfg, todo, pts, hb)
+            if todo:
+                note_ran(ran)
+            local.run_chunks(store, job_id, cfg, todo, pts, progress, hb, threads=threads, alone=alone)
         merged = JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id), complete=True)
         if merged.notes:
             raise RuntimeError("; ".join(merged.notes))
@@ -231,76 +158,6 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
             hb.stop()
 
 
-def _run_chunks(store, job_id, cfg, todo, pts, progress, hb, threads, alone=frozenset()):
-    """Run ``todo`` with up to ``chunks_in_flight()`` engine calls at once (chunks of the methods in
-    ``alone`` by themselves); each finished chunk is saved and registered at once (in completion order).
-    The first error stops the rest and is raised after the chunks already finished are registered."""
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-    from . import engine
-
-    abort = threading.Event()
-
-    def stop() -> bool:
-        return hb.cancelled.is_set() or abort.is_set()
-
-    def work(chunk):
-        ecfg = cfg.engine_config(chunk.method, chunk.seed, pts[chunk.lo:chunk.hi])
-        res = engine.run(ecfg, threads=threads, cancel=stop,
-                         progress=lambda d, t, i=chunk.idx: progress.report(i, d))
-        res.save(store.path(job_id, chunk.file))
-        return res
-
-    queue = iter(todo)
-    error = None
-    with ThreadPoolExecutor(max_workers=chunks_in_flight(), thread_name_prefix=f"chunk-{job_id}") as pool:
-        inflight = {}
-        waiting = []
-
-        def fill():
-            while error is None and not stop() and len(inflight) < chunks_in_flight():
-                if any(c.method in alone for c in inflight.values()):
-                    return
-                chunk = waiting.pop() if waiting else next(queue, None)
-                if chunk is None:
-                    return
-                if chunk.method in alone and inflight:
-                    waiting.append(chunk)
-                    return
-                progress.start_chunk(chunk.idx, chunk.run_steps)
-                inflight[pool.submit(work, chunk)] = chunk
-
-        try:
-            fill()
-        except BaseException:
-            abort.set()
-            raise
-        while inflight:
-            try:
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            except BaseException:    # a signal (SIGTERM -> SystemExit) or Ctrl-C: stop the chunks in flight
-                abort.set()
-                raise
-            for f in finished:
-                chunk = inflight.pop(f)
-                try:
-                    res = f.result()
-                except BaseException as e:   # noqa: BLE001 - re-raised below, after the others stop
-                    progress.drop_chunk(chunk.idx)
-                    if error is None or (isinstance(error, engine.Cancelled) and not isinstance(e, engine.Cancelled)):
-                        error = e            # a real error wins over the cancellations it caused
-                    abort.set()
-                    continue
-                store.add_chunk(job_id, chunk.idx, chunk.file, method=chunk.method, seed=chunk.seed, lo=chunk.lo,
-                                hi=chunk.hi, wall_s=res.timings["wall_s"], steps_run=res.timings["steps_run"])
-                progress.end_chunk(chunk.idx)
-            fill()
-    if error is not None:
-        raise error
-    if hb.cancelled.is_set():
-        raise engine.Cancelled("cancelled")
-
-
 def _one_line(e: BaseException) -> str:
     if isinstance(e, KeyboardInterrupt):
         return "interrupted"
@@ -315,7 +172,7 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m trajectories.worker", description="Run one stored benchmark job.")
+    ap = argparse.ArgumentParser(prog="python -m jobs.worker", description="Run one stored benchmark job.")
     ap.add_argument("job_id")
     ap.add_argument("--data", default=None, help="the data folder (default: $GRADSCAPE_DATA or ./gradscape-data)")
     args = ap.parse_args(argv)

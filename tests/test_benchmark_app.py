@@ -19,8 +19,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import landscapes
-from trajectories import jobs, worker
-from trajectories.store import Store
+from jobs import worker
+from jobs.config import JobConfig
+from jobs.results import load_result
+from jobs.store import Store
 
 from plugin_examples import UNIT_MOMENTUM
 
@@ -43,7 +45,7 @@ def page(job=None):
 
 
 def run_job(store, cfg: dict) -> str:
-    job_id = jobs.create(jobs.JobConfig.from_dict(cfg), store)
+    job_id = worker.create(JobConfig.from_dict(cfg), store)
     assert worker.run_job(store, job_id) == "finished"
     return job_id
 
@@ -80,7 +82,7 @@ def wait_status(store, job_id, statuses, timeout=TIMEOUT):
 
 def reached_by_hand(store, job_id, landscape="one_optimum"):
     """{label: runs ending within 0.1 of a global minimiser (diverged runs excluded)}, from the stored finals."""
-    frame = jobs.load_result(store, job_id).frame()
+    frame = load_result(store, job_id).frame()
     opt = landscapes.get(landscape).optima()
     out = {}
     for label, g in frame.groupby("label"):
@@ -166,7 +168,7 @@ def test_reopen_a_finished_job_by_url_with_sweep_and_compare(data):
     z = array(heat[0]["data"][0]["z"])
     assert z.shape == (3, 2)
     # each cell is the share of the 9 starts reaching the optimum for that (gamma, beta1), computed here
-    frame = jobs.load_result(store, sweep).frame()
+    frame = load_result(store, sweep).frame()
     opt = landscapes.get("one_optimum").optima()
     for i, b in enumerate([0.5, 0.7, 0.9]):
         for k, g in enumerate([0.05, 0.5]):
@@ -196,9 +198,9 @@ def test_failed_job_shows_its_partial_results(data):
 
 def test_cancel_button_stops_a_running_job(data):
     store = Store(data)
-    cfg = jobs.JobConfig.from_dict({"name": "long", "methods": ["ls"], "starts": "grid:40", "steps": 1_000_000,
+    cfg = JobConfig.from_dict({"name": "long", "methods": ["ls"], "starts": "grid:40", "steps": 1_000_000,
                                     "record_every": 10_000, "chunk_runs": 64, "early_exit": False})
-    job_id = jobs.launch(cfg, store)
+    job_id = worker.launch(cfg, store)
     wait_status(store, job_id, ("running",))
     at = page()
     assert not at.exception
@@ -229,7 +231,7 @@ def test_a_custom_landscape_job_from_the_page(data):
     assert job["config"]["landscape"] == "custom-bowls"
     job = wait_status(store, job["id"], ("finished", "failed", "cancelled"))
     assert job["status"] == "finished", job["message"]
-    frame = jobs.load_result(store, job["id"]).frame()
+    frame = load_result(store, job["id"]).frame()
     assert len(frame) == 9
     assert np.abs(frame[["final_x", "final_y"]].to_numpy()).max() < 0.05
 

@@ -1,13 +1,14 @@
 """Benchmark page: launch jobs (a separate worker process each), watch them, open their results.
 
 From how much of the landscape, and for which settings, does each method reach the Pareto set, and how
-fast? Widgets -> a job config -> ``trajectories.jobs.launch`` (a worker process); the job list polls the
+fast? Widgets -> a job config -> ``jobs.worker.launch`` (a worker process); the job list polls the
 store once a second; a finished job's results are read from the store and drawn by figures.benchmark.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 
 import streamlit as st
@@ -16,9 +17,11 @@ import landscapes
 from landscapes import custom
 import optimizers
 from figures import benchmark as figs
-from trajectories import benchmarks, jobs
+from jobs import benchmarks, worker
+from jobs.config import CLUSTER_ENV, JobConfig, parse_cluster, parse_values
+from jobs.results import JobResult, load_result
+from jobs.store import ACTIVE, Store
 from views import export
-from trajectories.store import ACTIVE, Store
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "finished": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}
@@ -34,8 +37,8 @@ def _store() -> Store:
 
 
 @st.cache_data(max_entries=12, show_spinner="Loading the job's results…")
-def _result(root: str, job_id: str, stamp) -> jobs.JobResult:
-    return jobs.load_result(Store(root, reap=False), job_id)
+def _result(root: str, job_id: str, stamp) -> JobResult:
+    return load_result(Store(root, reap=False), job_id)
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
@@ -200,7 +203,7 @@ def _custom_config() -> dict:
            "lr": lr, "seeds": seeds, "record_every": int(record_every), "early_exit": bool(early)}
     if weights.strip():
         sets = [s for s in weights.split(";") if s.strip()]
-        tw = [jobs.parse_values(s, "task_weights") for s in sets]
+        tw = [parse_values(s, "task_weights") for s in sets]
         if len(tw) > 1:
             cfg["sweep"] = {"task_weights": tw}
         else:
@@ -211,10 +214,13 @@ def _custom_config() -> dict:
 
 
 def _launch(cfg_dict: dict):
+    cluster = st.session_state.get("bj_cluster", "").strip()
+    if cluster:
+        cfg_dict = dict(cfg_dict, cluster=cluster)
     try:
-        cfg = jobs.JobConfig.from_dict(cfg_dict)
+        cfg = JobConfig.from_dict(cfg_dict)
         plan = cfg.plan()
-        job_id = jobs.launch(cfg, _store())
+        job_id = worker.launch(cfg, _store())
     except (ValueError, KeyError) as e:
         st.error(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e), icon="⚠️")
         return
@@ -227,8 +233,24 @@ def _launch(cfg_dict: dict):
     st.toast(f"Launched {cfg.title}: {runs:,} runs in {len(plan)} engine calls")
 
 
+def _cluster_field():
+    """Where the next job runs: blank for this machine's worker (or $GRADSCAPE_RAY_ADDRESS), or a Ray cluster."""
+    default = os.environ.get(CLUSTER_ENV, "").strip()
+    st.text_input("Ray cluster", "", key="bj_cluster",
+                  placeholder=f"{default} (from {CLUSTER_ENV})" if default else "blank: this machine's worker process",
+                  help="Run the job's chunks as Ray tasks: a running cluster's HOST:PORT (or ray://HOST:PORT), or "
+                       "'local' to start a Ray instance on this machine for the job; 'none' keeps it on this "
+                       f"machine's worker{' even though ' + CLUSTER_ENV + ' is set' if default else ''}. "
+                       "The results are the same either way.")
+    try:
+        parse_cluster(st.session_state.get("bj_cluster", ""))
+    except ValueError as e:
+        st.error(str(e), icon="⚠️")
+
+
 def launch_panel(has_jobs: bool):
     with st.expander("New job", expanded=not has_jobs, icon=":material/rocket_launch:"):
+        _cluster_field()
         preset_tab, custom_tab = st.tabs(["Shipped benchmark", "Custom job"])
         with preset_tab:
             name = st.selectbox("Benchmark", list(benchmarks.PRESETS), key="bj_preset_name",
@@ -238,7 +260,7 @@ def launch_panel(has_jobs: bool):
         with custom_tab:
             try:
                 cfg = _custom_config()
-                valid = jobs.JobConfig.from_dict(cfg)
+                valid = JobConfig.from_dict(cfg)
                 plan = valid.plan()
                 runs = sum(c.runs for c in plan)
                 st.caption(f"{len(valid.variants())} variants × {len(valid.seeds)} seeds × "
@@ -372,7 +394,11 @@ def _ran_on(root: str, job_id: str) -> str:
         ran = json.loads(Store(root, reap=False).path(job_id, "ran.json").read_text())
     except (OSError, ValueError):
         return ""
-    return f" · ran on {ran.get('device') or '?'} ({', '.join(sorted(set(ran.get('backends', {}).values())))})"
+    where = f" · ran on {ran.get('device') or '?'} ({', '.join(sorted(set(ran.get('backends', {}).values())))})"
+    if ran.get("cluster"):     # a Ray job: which cluster, and on how many machines so far
+        n = ran.get("machines", 0)
+        where += f" on Ray ({ran['cluster']}{f', {n} machines' if n > 1 else ''})"
+    return where
 
 
 def job_view(job: dict, all_jobs: list[dict], root: str):

@@ -36,8 +36,8 @@ def _fill_number(page, label: str, value: int):
 
 
 def test_launch_watch_and_open_a_job(bench_server, page, screenshots):
-    from trajectories import jobs
-    from trajectories.store import Store
+    from jobs.results import load_result
+    from jobs.store import Store
     import landscapes
 
     url, data = bench_server
@@ -75,7 +75,7 @@ def test_launch_watch_and_open_a_job(bench_server, page, screenshots):
         page.locator("[data-testid='stDownloadButton'] >> visible=true").filter(has_text="Download CSV").first.click()
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     assert [r["method"] for r in rows] == ["samgs", "ls"]
-    frame = jobs.load_result(store, job["id"]).frame()
+    frame = load_result(store, job["id"]).frame()
     opt = landscapes.get("one_optimum").optima()
     for r in rows:
         rows_m = frame[frame["method"] == r["method"]]
