@@ -468,7 +468,8 @@ def parse_cluster(value) -> str:
     if text.lower() in ("", NO_CLUSTER, LOCAL_CLUSTER):
         return text.lower()
     host, port = split_address(text)
-    return f"ray://{host}:{port}" if text.startswith("ray://") else f"{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"ray://{where}" if text.startswith("ray://") else where
 
 
 def split_address(address: str) -> tuple[str, int]:

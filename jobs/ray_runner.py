@@ -38,7 +38,7 @@ CANCEL_WAIT_S = 15.0        # how long cancelled tasks get to stop before they a
 MAX_RETRIES = 3             # retries of a task whose worker process (or machine) died
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # what the tasks need of this checkout: the packages, not the tests, tools, data or the browser assets
-SHIP_EXCLUDES = [".git", ".venv", "tests", "tools", "static", "artifacts", "gradscape-data", "**/__pycache__",
+SHIP_EXCLUDES = [".git", ".venv", "venv", "tests", "tools", "static", "artifacts", "gradscape-data", "**/__pycache__",
                  "*.npz", "*.sqlite*"]
 # the environment that changes what an engine call computes or where it caches its kernels
 PASSED_ENV = ("GRADSCAPE_CACHE", "GRADSCAPE_METHODS", "GRADSCAPE_MAX_BYTES", "GRADSCAPE_TORCH_THREADS")
@@ -96,6 +96,8 @@ def connect(cluster: str):
     if cluster != LOCAL_CLUSTER:
         check_reachable(cluster)
     ray = _import_ray(cluster)
+    # our own excludes say what stays behind; Ray's defaults (.git, .venv) would warn on every job that they apply
+    os.environ.setdefault("RAY_OVERRIDE_RUNTIME_ENV_DEFAULT_EXCLUDES", "")
     env = {k: os.environ[k] for k in PASSED_ENV if os.environ.get(k)}
     runtime_env = {"working_dir": str(REPO_ROOT), "excludes": SHIP_EXCLUDES, "env_vars": env}
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
@@ -103,7 +105,7 @@ def connect(cluster: str):
         ray.shutdown()
     try:
         if cluster == LOCAL_CLUSTER:
-            ray.init(num_cpus=local_cpus(), **kw)
+            ray.init(address="local", num_cpus=local_cpus(), **kw)    # a new instance, never one found running
         else:
             kw.pop("include_dashboard")    # a setting of the cluster, not of a driver that joins it
             ray.init(address=cluster, **kw)

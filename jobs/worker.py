@@ -148,7 +148,8 @@ def run_job(store: Store, job_id: str, *, on_progress=None, limit: int | None = 
         return "cancelled"
     except BaseException as e:
         msg = _one_line(e)
-        traceback.print_exc()
+        if not isinstance(e, ValueError):     # a ValueError is its own one-line explanation (a refused input)
+            traceback.print_exc()
         store.finish(job_id, "failed", msg, wall_s=time.perf_counter() - t_start)
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
