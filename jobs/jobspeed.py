@@ -55,7 +55,7 @@ def _job(store: Store, cfg: dict) -> tuple[float, dict]:
 
 def sweep_config(cells: int, cluster: str) -> dict:
     return {"name": f"jobs-speed-{cluster or 'local'}", "landscape": "one_optimum", "methods": ["samgs"],
-            "starts": "grid:32", "steps": STEPS, "early_exit": False, "record_every": 1000, "cluster": cluster,
+            "starts": "grid:32", "steps": STEPS, "early_exit": False, "cluster": cluster,     # paths every 500 steps
             "sweep": {"samgs": {"gamma": f"lin(0.05, 0.5, {cells})", "beta1": f"lin(0.5, 0.95, {cells})"}},
             "chunk_runs": 4096}
 
@@ -97,8 +97,9 @@ def measure(where: str, cluster: str, a, rows: list, root: Path):
     return store, job
 
 
-def store_intake(store: Store, job: dict, repeats: int) -> tuple[float, float]:
-    """(chunks per second, mean bytes per chunk): ``put_chunk`` of the sweep's own chunk files into a new job."""
+def store_intake(store: Store, job: dict, repeats: int) -> tuple[float, float, float]:
+    """(chunks per second, mean bytes per chunk, bytes per run): ``put_chunk`` of the sweep's own chunk files,
+    back to back, into a new job of the same store."""
     chunks = store.chunks(job["id"])
     files = [(c, store.path(job["id"], c["file"]).read_bytes(),
               store.path(job["id"], c["file"]).with_suffix(".json").read_text()) for c in chunks]
@@ -110,7 +111,9 @@ def store_intake(store: Store, job: dict, repeats: int) -> tuple[float, float]:
             chunk = Chunk(c["idx"], c["method"], c["seed"], c["lo"], c["hi"], 1, 1)
             store.put_chunk(target, chunk, data, meta=meta, wall_s=c["wall_s"], steps_run=c["steps_run"])
         rates.append(len(files) / (time.perf_counter() - t0))
-    return statistics.median(rates), statistics.mean(len(d) + len(m) for _, d, m in files)
+    plan = {c.idx: c for c in JobConfig.from_dict(job["config"]).plan()}
+    total = sum(len(d) + len(m) for _, d, m in files)
+    return statistics.median(rates), total / len(files), total / sum(plan[c["idx"]].runs for c, _, _ in files)
 
 
 def main(argv=None) -> int:
@@ -129,26 +132,25 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores; load average {_load()}; medians of {a.repeats}", flush=True)
     with tempfile.TemporaryDirectory(prefix="gradscape-jobs-speed-") as tmp:
         store, job = measure("local", "none", a, rows, Path(tmp))
-        rate, nbytes = store_intake(store, job, a.repeats)
+        rate, nbytes, per_run = store_intake(store, job, a.repeats)
         if not a.skip_ray:
             measure(f"ray {a.cpus} cpu", "local", a, rows, Path(tmp))
     print(f"\nstore intake (put_chunk: file written, fsynced, renamed, index row): {rate:.0f} chunks/s at "
-          f"{nbytes / 1e3:.0f} kB per chunk ({nbytes / job_runs(job):.0f} bytes per run at record_every=1000)")
+          f"{nbytes / 1e3:.0f} kB per chunk ({per_run:.0f} bytes per run, paths every 500 steps)", flush=True)
     local = next(r for r in rows if r["where"] == "local" and r["what"] == "sweep throughput")
     per_core = local["after_startup"] / (os.cpu_count() or 1)
-    rows.append({"where": "store", "what": "intake", "chunks_per_s": rate, "bytes_per_chunk": nbytes})
-    paper(per_core, rate, nbytes / job_runs(job), a.nodes, a.cores, rows)
+    ray_start = next((r["seconds"] for r in rows if r["where"].startswith("ray") and r["what"].startswith("start")),
+                     float("nan"))
+    rows.append({"where": "store", "what": "intake", "chunks_per_s": rate, "bytes_per_chunk": nbytes,
+                 "bytes_per_run": per_run})
+    paper(per_core, rate, per_run, ray_start, a.nodes, a.cores, rows)
     if a.json:
         print(json.dumps(rows, indent=2))
     return 0
 
 
-def job_runs(job: dict) -> int:
-    cfg = JobConfig.from_dict(job["config"])
-    return sum(c.runs for c in cfg.plan())
-
-
-def paper(per_core: float, intake: float, bytes_per_run: float, nodes: int, cores: int, rows: list):
+def paper(per_core: float, intake: float, bytes_per_run: float, start_s: float, nodes: int, cores: int,
+          rows: list):
     """Every method x 1024 x 1024 starts x 20 000 steps, on ``nodes`` x ``cores``, from the measured rates."""
     methods = len(optimizers.names())
     runs = methods * 1024 * 1024
@@ -174,5 +176,8 @@ def paper(per_core: float, intake: float, bytes_per_run: float, nodes: int, core
           f"at {intake:.0f} chunks/s)")
     print(f"  the store's intake is reached when chunks arrive faster than {intake:.0f}/s: at the default chunk "
           f"size they arrive at {arrival:.2f}/s")
+    total = runs * bytes_per_run
+    print(f"  every result crosses to the driver's machine: {total / 1e9:.1f} GB, {total * 8 / 1e9:.0f} s at 1 Gbit/s, "
+          f"{total * 8 / 1e10:.0f} s at 10 Gbit/s; plus Ray's start-up ({start_s:.0f} s here, on a loaded 2-core machine)")
     rows.append({"where": "paper", "what": "1024x1024 map", "nodes": nodes, "cores": cores, "chunks": chunks,
                  "default_chunks_s": waves * chunk_s, "fine_chunks_s": compute + slots / max(intake, 1e-9)})

@@ -160,11 +160,11 @@ def run_chunks(store, job_id, cfg, todo, pts, progress, hb, *, note_ran=None):
     """Run the chunks ``todo`` of job ``job_id`` as Ray tasks on ``cfg.cluster``; store each as it returns.
 
     ``note_ran(dict)`` is called whenever what ran changes (devices, backends, the cluster, machines)."""
+    if not todo:            # a resumed job with every chunk stored: nothing to ask a cluster for
+        return
     ray = connect(cfg.cluster)
     board = None
     try:
-        if not todo:
-            return
         from ray import exceptions as rex
         board = ray.remote(num_cpus=0)(_Board).remote()
         task = ray.remote(_run_chunk).options(max_retries=MAX_RETRIES, retry_exceptions=False, **_resources(ray, cfg))
