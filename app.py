@@ -9,5 +9,6 @@ st.set_page_config(page_title="Gradscape", page_icon="🧭", layout="wide")
 
 presenting = st.query_params.get("teach", "").lower() in ("1", "true", "yes", "on")
 pages = [st.Page("views/explore.py", title="Explore", icon="🗺️", default=True, url_path="explore"),
+         st.Page("views/lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"),
          st.Page("views/benchmark.py", title="Benchmark", icon=":material/leaderboard:", url_path="benchmark")]
 st.navigation(pages, position="hidden" if presenting else "sidebar").run()

@@ -19,7 +19,8 @@ import time
 from dataclasses import replace
 
 from jobs import worker
-from jobs.benchmarks import PRESETS, format_table, json_records, preset_config
+from figures import vocabulary
+from jobs.benchmarks import PRESETS, json_records, preset_config, success_table
 from jobs.config import CLUSTER_ENV, NO_CLUSTER, JobConfig, load_config, parse_cluster, resolve_cluster
 from jobs.results import load_result
 from jobs.store import Store
@@ -145,9 +146,10 @@ def main(argv=None) -> int:
     else:
         land = result.landscape
         print(f"{cfg.title}  (job {job_id}, {time.perf_counter() - t0:.1f} s, stored in {store.root})")
-        print(f"reached optimum: ends within 0.1 of a global minimiser of the summed loss "
-              f"({'; '.join('(%.3f, %.3f)' % tuple(p) for p in land.optima())})")
-        print(format_table(result))
+        print(f"reached the optimum: came within 0.1 of a global minimiser of the summed loss "
+              f"({'; '.join('(%.3f, %.3f)' % tuple(p) for p in land.optima())}); reached the Pareto set: "
+              f"ended within 0.1 of it")
+        print(vocabulary.text_table(success_table(result)))
     return 0
 
 

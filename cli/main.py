@@ -13,9 +13,11 @@ import sys
 import landscapes
 import trajectories
 from figures import cli as figure_cli
+from figures import vocabulary
 from jobs import jobspeed, speed
 from landscapes.custom import landscape_from_cli
 from optimizers import plugins
+from trajectories import specs
 
 from . import bench
 
@@ -56,28 +58,6 @@ def _run_parser(sub):
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
 
 
-def _parse_hp(items):
-    out: dict = {}
-    for item in items:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--hp: expected METHOD.NAME=VALUE, got {item!r}")
-        lhs, rhs = item.split("=", 1)
-        method, name = lhs.split(".", 1)
-        vals = [float(v) for v in rhs.split(",")] if rhs else []
-        if not vals:
-            raise ValueError(f"--hp: no value in {item!r}")
-        out.setdefault(method, {})[name] = vals if len(vals) > 1 else vals[0]
-    return out
-
-
-def _floats(text, name):
-    try:
-        vals = [float(v) for v in str(text).split(",")]
-    except ValueError:
-        raise ValueError(f"{name}: expected numbers separated by commas, got {text!r}") from None
-    return vals
-
-
 def cmd_run(a) -> int:
     for problem in plugins.load_files(a.method_file):
         print(f"warning: {problem}", file=sys.stderr)
@@ -85,22 +65,23 @@ def cmd_run(a) -> int:
         land = landscape_from_cli(a.landscape_file)
     else:
         land = landscapes.get(a.landscape)
-    lrs = _floats(a.lr, "--lr")
-    weights = _floats(a.task_weights, "--task-weights") if a.task_weights else None
+    lrs = list(specs.numbers(a.lr, "--lr"))
+    weights = list(specs.numbers(a.task_weights, "--task-weights")) if a.task_weights else None
     steps = a.steps or land.default_steps
 
     def progress(done, total):
         if not a.quiet:
             print(f"\r{100 * done / total:5.1f}%", end="", file=sys.stderr, flush=True)
 
-    res = trajectories.simulate(land, a.methods, a.starts, steps, hparams=_parse_hp(a.hp), optimizer=a.optimizer,
+    res = trajectories.simulate(land, a.methods, a.starts, steps, hparams=specs.hp_assignments(a.hp),
+                                optimizer=a.optimizer,
                                 lr=lrs if len(lrs) > 1 else lrs[0], momentum=a.momentum, pipeline=a.pipeline,
                                 record_every=a.record_every, seed=a.seed, device=a.device, dtype=a.dtype,
                                 task_weights=weights, scale=a.scale, backend=a.backend, progress=progress)
     path = res.save(a.out)
     if not a.quiet:
         print(file=sys.stderr)
-        print(res.summary().to_string(index=False))
+        print(vocabulary.summary_table(res.summary()).to_string(index=False, na_rep=vocabulary.MISSING))
         backends = ", ".join(sorted(set(res.timings["backends"].values())))
         print(f"wrote {path} and {path.with_suffix('.json')} ({res.timings['wall_s']:.2f} s on "
               f"{res.timings['device']}, {backends})")

@@ -14,25 +14,18 @@ from plotly.subplots import make_subplots
 
 from jobs.benchmarks import reached_mask
 
-from . import data
+from . import data, vocabulary
 from .style import OPTIMUM_COLOUR, OUTCOME_COLOURS, PARETO_COLOUR, colour
 
-VALUE_LABELS = {
-    "reached_share": "share reaching a global optimum",
-    "pareto_share": "share reaching the Pareto set",
-    "median_steps": "median steps to the optimum",
-    "p90_steps": "90th-percentile steps to the optimum",
-    "median_steps_pareto": "median steps to the Pareto set",
-    "final_distance": "median final distance to the Pareto set",
-    "wall_s": "wall time (s)",
-}
+VALUE_LABELS = {k: vocabulary.header(k) for k in ("reached_share", "pareto_share", "median_steps", "p90_steps",
+                                                  "median_steps_pareto", "final_distance", "wall_s")}
 SHARE_VALUES = ("reached_share", "pareto_share")
 
 
 def basin_maps(result, *, seed=None, variants=None, cols: int | None = None, panel_px: int = 300,
                show_pareto: bool = True) -> go.Figure:
-    """One panel per variant of a job: every start coloured by its outcome (which optimum, the Pareto set,
-    stalled, moving, diverged), the Pareto set and the global optima drawn. ``seed``: which seed's runs
+    """One panel per variant of a job: every start coloured by its outcome (figures/vocabulary.py), the Pareto
+    set and the global optima drawn. ``seed``: which seed's runs
     (default: the job's first); ``variants``: ids to show (default: all)."""
     runs = result.runs
     var = result.variants.set_index("variant")
@@ -51,7 +44,8 @@ def basin_maps(result, *, seed=None, variants=None, cols: int | None = None, pan
             continue
         panels.append(OutcomePanel(var.loc[v, "label"], g["start_x"].to_numpy(), g["start_y"].to_numpy(),
                                    g["outcome"].to_numpy().astype(str), g["optimum_step"].to_numpy(),
-                                   float(reached_mask(g).mean())))
+                                   float(reached_mask(g).mean()), g["status"].to_numpy().astype(str),
+                                   g["status_step"].to_numpy() if "status_step" in g else None))
     title = f"Basin maps · {getattr(result.landscape, 'title', result.landscape.key)} · seed {seed}"
     return outcome_maps(panels, result.landscape, optima, title=title, cols=cols, panel_px=panel_px,
                         show_pareto=show_pareto)
@@ -66,13 +60,16 @@ class OutcomePanel:
     outcome: np.ndarray
     optimum_step: np.ndarray
     reached: float              # share of runs that reached a global optimum
+    status: np.ndarray | None = None          # how each run ended (trajectories/metrics.py codes)
+    status_step: np.ndarray | None = None     # the step it ended so (turned NaN, blew up, settled)
 
 
 def result_panels(result) -> list[OutcomePanel]:
     """The panels of an engine Result (the Explore page's runs)."""
     x, y = result.starts[:, 0], result.starts[:, 1]
     return [OutcomePanel(result.labels[m], x, y, result.outcome[m].astype(str), result.optimum_step[m],
-                         float((result.optimum_index[m] >= 0).mean())) for m in range(result.shape[0])]
+                         float((result.optimum_index[m] >= 0).mean()), result.status[m].astype(str),
+                         result.status_step[m]) for m in range(result.shape[0])]
 
 
 def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: int | None = None,
@@ -89,7 +86,7 @@ def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: 
             titles.append(f"{p.label}<br><sup>no runs</sup>")
             continue
         pareto = ((p.outcome == "pareto") | np.char.startswith(p.outcome, "optimum")).mean()
-        titles.append(f"{p.label}<br><sup>optimum {p.reached:.0%} · Pareto set {pareto:.0%}</sup>")
+        titles.append(f"{p.label}<br><sup>reached the optimum {p.reached:.0%} · the Pareto set {pareto:.0%}</sup>")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles or ["(no runs)"],
                         horizontal_spacing=0.04, vertical_spacing=min(0.12, 0.35 / rows))
     codes = {name: i for i, name in enumerate(data.OUTCOME_ORDER)}
@@ -98,14 +95,17 @@ def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: 
     for i, name in enumerate(data.OUTCOME_ORDER):
         scale += [[i / C, OUTCOME_COLOURS[name]], [(i + 1) / C, OUTCOME_COLOURS[name]]]
     seen = set()
+    marked = False
     (x0, x1), (y0, y1) = land.bounds
     pareto_xy = data.pareto_polyline(land.pareto_set(), land.bounds) if show_pareto and land.n_tasks == 2 else None
     for k, p in enumerate(panels):
         r, c = k // cols + 1, k % cols + 1
         if len(p.outcome):
             seen |= set(p.outcome.tolist())
-            text = [f"{o}" + (f", optimum at step {s}" if s >= 0 and o.startswith("optimum") else "")
-                    for o, s in zip(p.outcome, p.optimum_step)]
+            status = p.status if p.status is not None else np.full(len(p.outcome), "")
+            ends = p.status_step if p.status_step is not None else np.full(len(p.outcome), -1)
+            text = [vocabulary.run_words(o, s, optimum_step=k, status_step=e, n_optima=len(optima))
+                    for o, s, k, e in zip(p.outcome, status, p.optimum_step, ends)]
             grid = data.regular_grid(p.x, p.y)
             if grid is not None:
                 xs, ys, ix, iy = grid
@@ -127,6 +127,13 @@ def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: 
                                          marker=dict(size=size + 4, symbol="square", color=colours,
                                                      line=dict(width=0.5, color="#333")), hovertemplate=tip),
                               row=r, col=c)
+            after = vocabulary.died_after_reaching(p.outcome, status)
+            if after.any():     # reached the optimum (or the set), then turned NaN or blew up: marked
+                marked = True
+                fig.add_trace(go.Scatter(x=p.x[after], y=p.y[after], mode="markers", showlegend=False,
+                                         marker=dict(symbol="x-thin", size=max(4, min(9, panel_px / 40)),
+                                                     line=dict(width=1.2, color="#000000")), hoverinfo="skip"),
+                              row=r, col=c)
         if pareto_xy is not None:
             fig.add_trace(go.Scatter(x=pareto_xy[0], y=pareto_xy[1], mode="lines", name="Pareto set",
                                      line=dict(color=PARETO_COLOUR, width=3), legendgroup="pareto-set",
@@ -142,9 +149,13 @@ def outcome_maps(panels: list[OutcomePanel], land, optima, *, title: str, cols: 
         if name in seen:
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=data.outcome_label(name, optima),
                                      marker=dict(symbol="square", size=12, color=OUTCOME_COLOURS[name])))
+    if marked:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="× then turned NaN or blew up",
+                                 marker=dict(symbol="x-thin", size=10, line=dict(width=1.5, color="#000000"))))
     height = int(rows * (panel_px + 40) + 150)
     plot_h = height - 80 - 90
-    fig.update_layout(height=height, margin=dict(l=40, r=20, t=80, b=90), title=title,
+    fig.update_layout(height=height + 20, margin=dict(l=40, r=20, t=100, b=90),
+                      title=dict(text=title, y=1 - 12 / (height + 20), yanchor="top"),
                       legend=dict(orientation="h", yanchor="top", y=-40 / plot_h, x=0),   # below the panels
                       plot_bgcolor="#ffffff")
     return fig
@@ -161,8 +172,9 @@ def success_chart(table, *, values=SHARE_VALUES) -> go.Figure:
                              textposition="auto", hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(barmode="group", height=max(260, 28 * len(labels) * len(values) + 120),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title="share of runs"),
-                      yaxis=dict(autorange="reversed"), margin=dict(l=10, r=20, t=40, b=40),
-                      legend=dict(orientation="h", y=1.05), title="Success per method")
+                      yaxis=dict(autorange="reversed"), margin=dict(l=10, r=20, t=90, b=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),     # between title and plot
+                      title=dict(text="Success per method", y=0.99, yanchor="top"))
     return fig
 
 
@@ -229,10 +241,12 @@ def compare_chart(table_a, table_b, name_a: str, name_b: str, value: str = "reac
         fig.add_trace(go.Bar(y=labels, x=ys, orientation="h", name=name, marker_color=col,
                              text=[("" if not np.isfinite(v) else f"{v:.0%}" if share else f"{v:.3g}") for v in ys],
                              textposition="auto"))
-    fig.update_layout(barmode="group", title=f"{VALUE_LABELS.get(value, value)}: {name_a} vs {name_b}",
+    fig.update_layout(barmode="group", title=dict(text=f"{VALUE_LABELS.get(value, value)}: {name_a} vs {name_b}",
+                                                  y=0.99, yanchor="top"),
                       xaxis=dict(title=VALUE_LABELS.get(value, value), tickformat=".0%" if share else None,
                                  range=[0, 1] if share else None),
-                      yaxis=dict(autorange="reversed"), height=max(300, 44 * len(labels) + 120),
-                      legend=dict(orientation="h", y=1.06), margin=dict(l=10, r=20, t=60, b=40))
+                      yaxis=dict(autorange="reversed"), height=max(300, 44 * len(labels) + 160),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),     # between title and plot
+                      margin=dict(l=10, r=20, t=100, b=40))
     return fig
 

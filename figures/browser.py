@@ -34,7 +34,7 @@ POINT_BUDGET = 80_000     # total drawn path points per figure (decimation for d
 PLAYBACK_RUNS = 20_000    # playback markers are drawn on a canvas: every run of the page can move
 MARKER_GL = 2_000         # marker traces with more points than this are WebGL too
 DENSE_STARTS = 36         # more starts than this: thin translucent paths, small markers, no rings
-CONTOUR_SCALE = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
+CONTOUR_SCALE = style_mod.SCREEN_CONTOUR
 
 
 def preview_contour(land, n: int = 60) -> go.Figure:
@@ -253,12 +253,84 @@ def _steps_ref(live, result, idx):
     return live.ref(np.tile(np.concatenate([steps, [np.nan]]), S))
 
 
+# -- under the runs: published paths (ghosts) and direction fields ------------------------------------
+GHOST_COLOUR = "rgba(40,40,40,0.42)"
+FIELD_HEAD = 0.32          # arrowhead length as a share of the arrow
+FIELD_HEAD_ANGLE = 0.45    # radians either side of the shaft
+
+
+def _ghost_trace(live: LiveFigure, paths: list, *, xaxis="x", yaxis="y", legend=True) -> dict:
+    """Published paths [T_i, 2] (figures/published.py) as one wide, grey, dashed trace: a run that reproduces its
+    published path is drawn inside a grey dashed band."""
+    sep = np.full((1, 2), np.nan, np.float32)
+    pts = np.concatenate([a for p in paths for a in (np.asarray(p, np.float32), sep)])
+    return dict(type="scatter", x=live.ref(pts[:, 0]), y=live.ref(pts[:, 1]), mode="lines", name="published path",
+                legendgroup="published", showlegend=legend, uid=f"published{xaxis}", xaxis=xaxis, yaxis=yaxis,
+                line=dict(color=GHOST_COLOUR, width=5, dash="dash"),
+                hovertemplate="published path<br>(%{x:.3f}, %{y:.3f})<extra></extra>")
+
+
+def field_arrows(points, d, length: float):
+    """Arrows of a direction field: from each point, ``length`` along −d (where a step along d goes: the outer
+    optimiser descends). A zero or non-finite d gives no arrow. Returns (x, y, u, v)."""
+    p = np.asarray(points, dtype=float).reshape(-1, 2)
+    d = np.asarray(d, dtype=float).reshape(-1, 2)
+    n = np.linalg.norm(d, axis=1)
+    ok = np.isfinite(n) & (n > 0)
+    uv = np.where(ok[:, None], -d / np.where(ok, n, 1.0)[:, None] * length, np.nan)
+    return p[:, 0], p[:, 1], uv[:, 0], uv[:, 1]
+
+
+def _field_trace(live: LiveFigure, arrows, colour: str, label: str, *, xaxis="x", yaxis="y") -> dict:
+    """Arrows (x, y, u, v) as one line trace: a shaft and two head strokes each, NaN-separated."""
+    x, y, u, v = (np.asarray(a, dtype=float) for a in arrows)
+    tip = np.stack([x + u, y + v], 1)
+    back = -np.stack([u, v], 1) * FIELD_HEAD
+    c, s = np.cos(FIELD_HEAD_ANGLE), np.sin(FIELD_HEAD_ANGLE)
+    h1 = tip + np.stack([c * back[:, 0] - s * back[:, 1], s * back[:, 0] + c * back[:, 1]], 1)
+    h2 = tip + np.stack([c * back[:, 0] + s * back[:, 1], -s * back[:, 0] + c * back[:, 1]], 1)
+    nan = np.full_like(tip, np.nan)
+    seg = np.stack([np.stack([x, y], 1), tip, h1, nan, tip, h2, nan], 1)
+    seg = seg[np.isfinite(u) & np.isfinite(v)].reshape(-1, 2)
+    return dict(type="scatter", x=live.ref(seg[:, 0]), y=live.ref(seg[:, 1]), mode="lines",
+                name=f"{label} first-step direction", legendgroup=f"m:{label}", showlegend=False,
+                uid=_uid("field", label, xaxis), xaxis=xaxis, yaxis=yaxis, hoverinfo="skip", opacity=0.8,
+                line=dict(color=colour, width=1.3))
+
+
+def _first_ghost_row(ghosts) -> int | None:
+    """The first row with published paths (its panel carries the legend entry)."""
+    return next((m for m, g in enumerate(ghosts or []) if g), None)
+
+
+def _under_runs(live: LiveFigure, result, rows, ghosts, field, *, legend=True, xaxis="x", yaxis="y") -> list[dict]:
+    """The published paths and direction-field arrows of ``rows``, drawn before (under) their runs."""
+    out = []
+    if ghosts is not None:
+        paths = [p for m in rows for p in ghosts[m]]
+        if paths:
+            out.append(_ghost_trace(live, paths, xaxis=xaxis, yaxis=yaxis, legend=legend))
+    if field is not None:
+        styles = style_mod.variant_style(result.variants)
+        for m in rows:
+            if field[m] is not None:
+                out.append(_field_trace(live, field[m], styles[m][0], result.variants[m]["label"], xaxis=xaxis,
+                                        yaxis=yaxis))
+    return out
+
+
 # -- the map --------------------------------------------------------------------------------------
 def live_map(result, style: Style = Style(), *, layout: str = "overlay", playback: bool = True,
-             height: int | None = None, image: dict | None = None, title: bool = True) -> LiveFigure:
+             height: int | None = None, image: dict | None = None, title: bool = True, ghosts=None,
+             field=None) -> LiveFigure:
     """The map for the browser: ``layout="overlay"`` (every method over one contour) or ``"multiples"`` (one
     panel per method variant, shared axes: the SAM-GS paper's figures 2 and 4). Clicks on the map add or remove
-    starts (the page handles them); playback moves a marker per run along its path in the browser."""
+    starts (the page handles them); playback moves a marker per run along its path in the browser.
+
+    ``ghosts``: per row, the published paths to draw under its runs (``figures.published.ghosts``): grey, dashed,
+    one legend entry. ``field``: per row, a direction field ``(x, y, u, v)`` of arrows from (x, y) to
+    (x + u, y + v) (:func:`field_arrows`), drawn under the runs in the row's colour and grouped with it in the
+    legend (hiding a method hides its arrows)."""
     if layout not in ("overlay", "multiples"):
         raise ValueError(f"layout: {layout!r} is not overlay or multiples")
     playback = playback and playback_ok(result)
@@ -274,6 +346,7 @@ def live_map(result, style: Style = Style(), *, layout: str = "overlay", playbac
     traces, paths = [], []
     if layout == "overlay":
         traces += _landscape_traces(live, land, style, w, sc)
+        traces += _under_runs(live, result, range(M), ghosts, field)
         for m in range(M):
             paths.append(len(traces))
             traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl)
@@ -296,6 +369,7 @@ def live_map(result, style: Style = Style(), *, layout: str = "overlay", playbac
             ax = dict(xaxis=f"x{n}", yaxis=f"y{n}")
             traces += _landscape_traces(live, land, style, w, sc, n=80, zmin=zmin, zmax=zmax, colorbar=m == 0,
                                         legend=m == 0, **ax)
+            traces += _under_runs(live, result, [m], ghosts, field, legend=m == _first_ghost_row(ghosts), **ax)
             paths.append(len(traces))
             traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl, legend=True, **ax)
             traces.append(_starts_trace(live, result.starts, S, style, legend=m == 0, **ax))
@@ -346,7 +420,7 @@ def live_loss_space(result, style: Style = Style(), *, playback: bool = True, he
     traces.append(_starts_trace(live, L0, S, style, space="loss"))
     traces.append(_end_legend(style))
     # a range that shows the front and the starts even when a run diverges far away
-    alive = result.status != "diverged"
+    alive = result.diverged_step < 0
     pts = [front[:, :2], L0]
     if alive.any():
         pts.append(result.losses[..., -1, :2][alive])
@@ -475,7 +549,7 @@ def nearest_record(result, step: int) -> int:
     return int(np.abs(np.asarray(result.record_steps) - step).argmin())
 
 
-def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -> go.Figure:
+def build_arrows(result, row: int, start: int, t: int, style: Style = Style(), *, height: int = 560) -> go.Figure:
     """One run's path on the map and, at record ``t``, arrows for −g₁, −g₂ and −d (downhill, one scale)."""
     land = result.landscape
     w, sc = weights_of(result), scale_of(result)
@@ -497,16 +571,18 @@ def build_arrows(result, row: int, start: int, t: int, style: Style = Style()) -
     traces.append(dict(type="scatter", x=[p[0]], y=[p[1]], mode="markers", name=f"step {int(result.record_steps[t])}",
                        marker=dict(color=c, size=12, line=dict(color="black", width=1))))
     fig = resolve(LiveFigure(figure=dict(data=traces), pieces=live.pieces))
-    for name, v, colour in vecs:
-        if not np.isfinite(v).all() or factor == 0:
-            continue
-        tip = p + factor * v
+    drawn = [(name, v, colour) for name, v, colour in vecs if np.isfinite(v).all() and factor != 0]
+    px = (height - 90) / (y1 - y0)        # pixels per unit: equal axes, the plot's height binds
+    texts = [f"{name} |{np.linalg.norm(v):.3g}|" for name, v, _ in drawn]
+    tips = np.array([p + factor * v for _, v, _ in drawn]).reshape(-1, 2)
+    # labels beyond each arrow's tip, on its side, pushed apart where they would overlap (figures/data.py)
+    corners = data.place_labels(tips * px, [v for _, v, _ in drawn], [(7.2 * len(t) + 6, 18) for t in texts]) / px
+    for (name, v, colour), tip, corner, text in zip(drawn, tips, corners, texts):
         fig.add_annotation(x=tip[0], y=tip[1], ax=p[0], ay=p[1], xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=2.5, arrowcolor=colour, text="")
-        fig.add_annotation(x=tip[0], y=tip[1], text=f"{name} |{np.linalg.norm(v):.3g}|", showarrow=False,
-                           font=dict(color=colour, size=12), xanchor="left", yanchor="bottom",
-                           bgcolor="rgba(255,255,255,0.7)")
-    fig.update_layout(height=560, margin=dict(l=50, r=20, t=50, b=40), plot_bgcolor="white", showlegend=False,
+        fig.add_annotation(x=corner[0], y=corner[1], text=text, showarrow=False, font=dict(color=colour, size=12),
+                           xanchor="left", yanchor="bottom", bgcolor="rgba(255,255,255,0.8)")
+    fig.update_layout(height=height, margin=dict(l=50, r=20, t=50, b=40), plot_bgcolor="white", showlegend=False,
                       **_equal_axes(land),
                       title=dict(text=f"{result.variants[row]['label']}: gradients at step "
                                       f"{int(result.record_steps[t])}", x=0.01))

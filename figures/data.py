@@ -9,7 +9,8 @@
   between symmetric copies (most points alone in their piece) is drawn as a cloud of points instead
   (``pareto_is_curve``);
 * ``regular_grid``: whether start points fill a full regular grid (basin maps draw cells, not dots);
-* ``OUTCOME_ORDER`` / ``outcome_label``: the order and names of per-run outcomes on maps and legends.
+* ``OUTCOME_ORDER`` / ``outcome_label``: the order and names of per-run outcomes on maps and legends — defined in
+  ``figures/vocabulary.py`` (the one vocabulary of outcomes) and re-exported here.
 
 Nothing here imports Plotly, matplotlib or Streamlit.
 """
@@ -17,12 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .vocabulary import OUTCOME_ORDER, outcome_label  # noqa: F401  (the outcome vocabulary, re-exported)
+
 CONTOUR_N = 120           # contour grid resolution per axis (browser maps)
 PARETO_GAP = 0.02         # a gap longer than this share of the box's diagonal separates two pieces of the set
 
-OUTCOME_ORDER = ("optimum 1", "optimum 2", "optimum 3", "pareto", "stalled", "moving", "diverged")
-OUTCOME_LABELS = {"pareto": "Pareto set (not an optimum)", "stalled": "stalled off the set",
-                  "moving": "still moving at the end", "diverged": "diverged"}
 
 _GRIDS: dict = {}          # memo: (landscape identity, weights, scale, n) -> (xs, ys, L[n, n, K])
 
@@ -106,12 +106,32 @@ def regular_grid(x, y, decimals: int = 9):
     return xs, ys, ix, iy
 
 
-def outcome_label(name: str, optima) -> str:
-    """A legend label for an outcome; optima are named with their coordinates."""
-    if name.startswith("optimum"):
-        i = int(name.split()[1]) - 1
-        if len(optima) > i:
-            x, y = (round(float(v), 2) + 0.0 for v in optima[i])     # + 0.0: no "-0.00"
-            return f"{name} ({x:.2f}, {y:.2f})" if len(optima) > 1 else f"the optimum ({x:.2f}, {y:.2f})"
-        return name
-    return OUTCOME_LABELS.get(name, name)
+# -- labels ----------------------------------------------------------------------------------------------------
+def place_labels(anchors, directions, sizes, *, gap: float = 4.0, iterations: int = 50) -> np.ndarray:
+    """Label boxes that do not overlap: each label sits just beyond its anchor (an arrow's tip, in pixels, y up),
+    on the side its arrow points to, and labels that would overlap are pushed apart vertically.
+
+    ``anchors[n, 2]`` and ``directions[n, 2]`` in pixels, ``sizes[n, 2]`` (width, height) in pixels. Returns the
+    lower-left corners ``[n, 2]`` of the boxes. Greedy and deterministic: a box that overlaps an earlier-placed
+    one moves up or down, whichever is the smaller move, until it is clear."""
+    anchors = np.asarray(anchors, dtype=float).reshape(-1, 2)
+    directions = np.asarray(directions, dtype=float).reshape(-1, 2)
+    sizes = np.asarray(sizes, dtype=float).reshape(-1, 2)
+    w, h = sizes[:, 0], sizes[:, 1]
+    right = directions[:, 0] >= 0
+    up = directions[:, 1] >= 0
+    x = np.where(right, anchors[:, 0] + gap, anchors[:, 0] - gap - w)
+    y = np.where(up, anchors[:, 1] + gap, anchors[:, 1] - gap - h)
+    placed: list[int] = []
+    for i in np.argsort(-np.hypot(*directions.T), kind="stable"):     # the longest arrow keeps its place
+        for _ in range(iterations):
+            hit = [j for j in placed if x[i] < x[j] + w[j] and x[j] < x[i] + w[i]
+                   and y[i] < y[j] + h[j] and y[j] < y[i] + h[i]]
+            if not hit:
+                break
+            j = hit[0]
+            up_move = y[j] + h[j] + 1 - y[i]
+            down_move = y[i] + h[i] + 1 - y[j]
+            y[i] += up_move if up_move <= down_move else -down_move
+        placed.append(int(i))
+    return np.stack([x, y], 1)

@@ -4,8 +4,11 @@ Builders, each ``paper_<kind>(result, style=None, size="double", **options) -> m
 
 * ``small_multiples``: contour of the loss with every start's path, one column per method variant (the SAM-GS
   paper's figures 2 and 4); ``rows=("contour", "loss")`` adds the loss-space view under each panel;
+* ``overlay``: every variant's paths over one contour, in their colours, with a legend — Explore's overlay map;
+  with ``Style(screen=True)`` the contour is filled as on screen (the Export panel's "view on screen");
 * ``loss_space``: the paths in (L1, L2) with the Pareto front, one panel per variant;
-* ``basin``: each start coloured by where its run ended (``Result.outcome``), one panel per variant;
+* ``basin``: each start coloured by what its run reached (``Result.outcome``, in the words of
+  ``figures/vocabulary.py``), one panel per variant;
 * ``heatmap``: a sweep's metric over its swept values (or over variants x starts when nothing is swept);
 * ``diagnostics``: per-step curves (loss, distance to the Pareto set, gradient cosine, ...), median over
   the starts with the interquartile band.
@@ -28,7 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from . import data
+from . import data, vocabulary
 from . import style as st
 
 
@@ -114,9 +117,18 @@ def draw_landscape(ax, land, *, weights, scale, style, size, grid_n=200):
     """Contour lines of the loss, the Pareto set (thick line) and the global optima (stars)."""
     xs, ys, Z = data.contour_grid(land, style.contour, weights, scale, grid_n)
     Zp = np.log1p(Z - np.nanmin(Z)) if style.log_contours else Z
-    cmap = LinearSegmentedColormap.from_list("gradscape_contour", st.CONTOUR_CMAP)
-    ax.contour(xs, ys, Zp, levels=_levels(Z, log=style.log_contours), cmap=cmap,
-               linewidths=0.6 * size.line / 0.5, alpha=0.55, zorder=0)
+    if style.screen:      # as the browser draws it: filled bands in its grey scale, thin lines between them
+        stops = st.SCREEN_CONTOUR
+        fill = LinearSegmentedColormap.from_list("gradscape_screen", [(p, c) for p, c in stops])
+        z = Zp[np.isfinite(Zp)]
+        levels = np.linspace(z.min(), z.max(), 26)
+        ax.contourf(xs, ys, Zp, levels=levels, cmap=fill, zorder=0)
+        ax.contour(xs, ys, Zp, levels=levels, colors=[(0.31, 0.31, 0.31, 0.35)], linewidths=0.3 * size.line / 0.5,
+                   zorder=0)
+    else:
+        cmap = LinearSegmentedColormap.from_list("gradscape_contour", st.CONTOUR_CMAP)
+        ax.contour(xs, ys, Zp, levels=_levels(Z, log=style.log_contours), cmap=cmap,
+                   linewidths=0.6 * size.line / 0.5, alpha=0.55, zorder=0)
     sz = _marker_sizes(style, size)
     if style.show_pareto:
         _pareto(ax, land.pareto_set(), land.n_tasks, sz, land.bounds)
@@ -163,6 +175,21 @@ def draw_paths(ax, paths, *, colour, dash, style, size, ends=True):
         if ends:
             ax.plot(p[-1, 0], p[-1, 1], ls="none", marker="o", ms=sz["end"] * 0.8, color=st.END_COLOUR, zorder=5)
     return lines
+
+
+GHOST_COLOUR = (0.16, 0.16, 0.16, 0.4)
+
+
+def _published_ghosts(result):
+    from . import published
+    return published.ghosts(result)
+
+
+def draw_ghosts(ax, paths, size):
+    """Published paths (figures/published.py) under the runs: wide, grey, dashed."""
+    for p in paths:
+        ax.plot(p[:, 0], p[:, 1], color=GHOST_COLOUR, lw=2.5 * size.line, ls=(0, (3, 2)), zorder=2,
+                solid_capstyle="round")
 
 
 def marker_legend(style, size, *, pareto=True, optimum=True, extra=(), pareto_label="Pareto set"):
@@ -251,9 +278,10 @@ def _variants_to_draw(result, methods):
 
 # -- small multiples (contour + paths, optional loss-space row) ---------------------------------------
 def paper_small_multiples(result, style=None, size="double", *, rows=("contour",), columns=None, methods=None,
-                          legend=True, title=None):
+                          legend=True, title=None, ghosts=False):
     """One column per method variant: contour + every start's path (and, with ``rows=("contour", "loss")``,
-    the same paths in loss space underneath), like the SAM-GS paper's figures 2 and 4."""
+    the same paths in loss space underneath), like the SAM-GS paper's figures 2 and 4. ``ghosts``: draw the
+    published path (figures/published.py) under every run that has one, grey and dashed."""
     style, size = _style(style), size_of(size)
     rows = (rows,) if isinstance(rows, str) else tuple(rows)
     for r in rows:
@@ -271,6 +299,7 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
         fig = _new_figure(size, nrows, cols, extra_in=(3.0 * size.font / 72 if legend else 0))
         axes = fig.subplots(nrows, cols, squeeze=False)
         vstyle = st.variant_style(result.variants)
+        ghost_paths = _published_ghosts(result) if ghosts else None
         for j, m in enumerate(sel):
             b, c = divmod(j, cols)
             colour, dash = vstyle[m]
@@ -279,6 +308,8 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
                 ax = axes[b * len(rows) + r, c]
                 if kind == "contour":
                     draw_landscape(ax, land, weights=w, scale=_scale(result), style=style, size=size)
+                    if ghost_paths:
+                        draw_ghosts(ax, ghost_paths[m], size)
                     draw_paths(ax, pos[m][:, idx], colour=colour, dash=dash, style=style, size=size)
                     xl, yl = st.THETA_LABELS
                 else:
@@ -300,7 +331,42 @@ def paper_small_multiples(result, style=None, size="double", *, rows=("contour",
         if legend:
             label = "Pareto set / front" if "loss" in rows and "contour" in rows else \
                 "Pareto front" if "loss" in rows else "Pareto set"
-            _legend_below(fig, marker_legend(style, size, pareto_label=label), size)
+            extra = [Line2D([], [], color=GHOST_COLOUR, lw=2.5 * size.line, ls=(0, (3, 2)), label="published path")] \
+                if ghost_paths and any(ghost_paths[m] for m in sel) else []
+            _legend_below(fig, marker_legend(style, size, pareto_label=label, extra=extra), size)
+    return fig
+
+
+# -- one panel, every method (Explore's overlay map) ------------------------------------------------------
+def paper_overlay(result, style=None, size="double", *, methods=None, legend=True, title=None):
+    """Every variant's paths from every start over one contour, in the variants' colours (and dashes), with a
+    legend naming them — the figure Explore's overlay map shows."""
+    style, size = _style(style), size_of(size)
+    pos = _need_positions(result, "overlay")
+    land = result.landscape
+    sel = _variants_to_draw(result, methods)
+    idx = _path_indices(pos.shape[2], style)
+    vstyle = st.variant_style(result.variants)
+    with mpl.rc_context(size.rc):
+        W = size.width
+        H = size.height or min(W * 0.72, 9.0)
+        fig = Figure(figsize=(W, H), layout="constrained")
+        fig.gradscape_rc = size.rc
+        ax = fig.subplots(1, 1)
+        draw_landscape(ax, land, weights=_variant_weights(result, sel[0]), scale=_scale(result), style=style,
+                       size=size)
+        handles = []
+        for m in sel:
+            colour, dash = vstyle[m]
+            draw_paths(ax, pos[m][:, idx], colour=colour, dash=dash, style=style, size=size)
+            handles.append(Line2D([], [], color=colour, ls=st.MPL_DASHES[dash], lw=_marker_sizes(style, size)["line"],
+                                  label=result.variants[m]["label"]))
+        ax.set_xlabel(st.THETA_LABELS[0])
+        ax.set_ylabel(st.THETA_LABELS[1])
+        if title:
+            ax.set_title(title)
+        if legend:
+            fig.legend(handles=handles + marker_legend(style, size), loc="outside right upper", frameon=False)
     return fig
 
 
@@ -383,6 +449,8 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
     cmap = ListedColormap([st.OUTCOME_COLOURS.get(o, "#BBBBBB") for o in present])
     grid = data.regular_grid(result.starts[:, 0], result.starts[:, 1])
     sz = _marker_sizes(style, size)
+    marked = False
+    optima = land.optima(_variant_weights(result, sel[0]) if sel else None, _scale(result))
     with mpl.rc_context(size.rc):
         fig = _new_figure(size, nrows, cols, extra_in=(3.0 * size.font / 72 if legend else 0))
         axes = fig.subplots(nrows, cols, squeeze=False)
@@ -399,6 +467,11 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
                 ax.scatter(result.starts[:, 0], result.starts[:, 1], c=code, cmap=cmap, vmin=-0.5,
                            vmax=len(present) - 0.5, s=(sz["start"] * 1.6) ** 2, edgecolors="black",
                            linewidths=0.3, zorder=4)
+            after = vocabulary.died_after_reaching(result.outcome[m], result.status[m])
+            if after.any():     # reached the optimum (or the set), then turned NaN or blew up: marked
+                marked = True
+                ax.plot(result.starts[after, 0], result.starts[after, 1], ls="none", marker="x",
+                        ms=sz["start"] * 0.7, mew=0.6 * size.line / 0.5, color="black", zorder=5)
             draw_landscape(ax, land, weights=_variant_weights(result, m), scale=_scale(result), style=style, size=size)
             _panel_title(ax, result.variants[m]["label"], size, cols)
             ax.set_xlabel(st.THETA_LABELS[0])
@@ -409,18 +482,22 @@ def paper_basin(result, style=None, size="double", *, columns=None, methods=None
         if title:
             fig.suptitle(title)
         if legend:
-            patches = [Patch(facecolor=st.OUTCOME_COLOURS.get(o, "#BBBBBB"), edgecolor="none", label=o)
-                       for o in present]
-            _legend_below(fig, patches + marker_legend(style, size)[2:], size)
+            patches = [Patch(facecolor=st.OUTCOME_COLOURS.get(o, "#BBBBBB"), edgecolor="none",
+                             label=vocabulary.outcome_label(o, optima)) for o in present]
+            if marked:
+                patches.append(Line2D([], [], ls="none", marker="x", ms=sz["start"] * 0.7, color="black",
+                                      label="then turned NaN or blew up"))
+            _legend_below(fig, patches + marker_legend(style, size)[2:], size, ncol=min(len(patches) + 2, 4))
     return fig
 
 
 # -- sweep heatmaps -----------------------------------------------------------------------------------------
 METRICS = {
     # name: (label, per-run value from the Result, aggregate over starts, colormap, lower is better)
-    "optimum": ("reached a global optimum (fraction)", lambda r: (r.optimum_index >= 0).astype(float),
+    "optimum": ("reached the optimum (share)", lambda r: (r.optimum_index >= 0).astype(float),
                 np.nanmean, "Blues", False),
-    "converged": ("ended on the Pareto set (fraction)", lambda r: (r.status == "converged").astype(float),
+    "converged": ("reached the Pareto set (share)",
+                  lambda r: ((r.optimum_index >= 0) | (np.asarray(r.outcome).astype(str) == "pareto")).astype(float),
                   np.nanmean, "Greens", False),
     "pareto_distance": ("final distance to the Pareto set", lambda r: np.where(np.isfinite(r.pareto_distance),
                                                                                r.pareto_distance, np.nan),
@@ -670,6 +747,7 @@ class _quiet:
 # -- dispatch -------------------------------------------------------------------------------------------------
 KINDS = {
     "small-multiples": paper_small_multiples,
+    "overlay": paper_overlay,
     "loss-space": paper_loss_space,
     "basin": paper_basin,
     "heatmap": paper_heatmap,

@@ -26,15 +26,15 @@ METHOD_COLOURS = {
 DASHES = ["solid", "dash", "dot", "dashdot"]
 MPL_DASHES = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-."}
 
+# The browser's filled contour (light to dark grey-blue, low to high loss); paper figures use it with ``screen``
+SCREEN_CONTOUR = [[0.0, "#fbfbfb"], [0.35, "#e3e6ec"], [0.7, "#c3c9d4"], [1.0, "#9aa3b3"]]
+
 START_COLOUR = "#000000"
 END_COLOUR = "#D62728"
 OPTIMUM_COLOUR = "#FFD700"
 PARETO_COLOUR = "#C00000"
 
-OUTCOME_COLOURS = {
-    "optimum 1": "#0072B2", "optimum 2": "#56B4E9", "optimum 3": "#332288", "pareto": "#009E73",
-    "stalled": "#E69F00", "moving": "#F0E442", "diverged": "#D55E00",
-}
+from .vocabulary import OUTCOME_COLOURS  # noqa: E402,F401  (one colour per outcome; figures/vocabulary.py)
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Style:
     show_optima: bool = True
     log_contours: bool = False
     dark: bool = False
+    screen: bool = False            # paper figures drawn as the browser draws them (filled grey contours)
 
 
 def colour(method: str, index: int = 0) -> str:

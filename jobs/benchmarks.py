@@ -8,22 +8,31 @@ Presets (every registered method; Adam, lr 1e-3, the reference pipeline, as in t
 
 The success table, per variant (a method, or a method with one setting of a sweep):
 
-* ``reached``: runs that end within 0.1 (in theta) of a global minimiser of the (weighted) summed loss
-  (``Result.optimum_index >= 0``), as the paper counts them, except runs that diverged (the engine freezes
-  a diverged run at its last finite point, which may lie near the optimum it blew up at: such a run did
-  not end there); ``pareto``: runs that end within 0.1 of the Pareto set (a global minimiser included);
+* ``reached``: runs that reached a global minimiser of the (weighted) summed loss — came within 0.1 of it (in
+  theta) and ended there, as the paper counts them, or reached it and then turned NaN or blew up there
+  (``Result.optimum_index >= 0``; trajectories/metrics.py); ``pareto``: runs that reached the Pareto set (a
+  global minimiser included);
 * ``median_steps`` / ``p90_steps``: over the runs that reached, the first step within 0.1 of the minimiser
   (``Result.optimum_step``, exact); ``median_steps_pareto`` / ``p90_steps_pareto``: over the runs that reached
   the Pareto set, the first recorded step from which they stay within 0.1 of it (resolution: record_every);
-* ``final_distance``: the median final distance to the Pareto set; ``stalled`` / ``moving`` / ``diverged``;
+* ``final_distance``: the median final distance to the Pareto set; ``stalled`` / ``moving`` / ``blowup`` /
+  ``nan``: the runs with that outcome (before reaching anything); ``died_after``: runs that reached the optimum or
+  the set and then turned NaN or blew up (counted as reached);
 * ``wall_s``: the method's engine time (its chunks); sweep cells of a method share it equally.
 
 """
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import replace
 
 import numpy as np
+
+from trajectories.engine import run
+from trajectories.metrics import died
+
+from .config import JobConfig
 
 PRESETS = {
     "paper-one-optimum": {
@@ -57,6 +66,49 @@ def preset_config(name: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# This machine's speed (for the cost of a job before it runs).
+
+def measured_rates(store, methods=None, recent: int = 200) -> dict:
+    """Run-steps per second per method, from the chunks this machine's store has completed (the most recent
+    ``recent`` chunks of each method): total run-steps over total wall time."""
+    out = {}
+    for job in store.list_jobs(statuses=["finished"], limit=50):
+        try:
+            cfg = JobConfig.from_dict(job["config"])
+        except Exception:    # a config an older version wrote: skip it
+            continue
+        variants = {}
+        for v in cfg.variants():
+            variants[v["method"]] = variants.get(v["method"], 0) + 1
+        for c in store.chunks(job["id"]):
+            m = c["method"]
+            if (methods and m not in methods) or c["wall_s"] <= 0:
+                continue
+            acc = out.setdefault(m, [0.0, 0.0, 0])
+            if acc[2] >= recent:
+                continue
+            acc[0] += (c["hi"] - c["lo"]) * variants.get(m, 1) * c["steps_run"]
+            acc[1] += c["wall_s"]
+            acc[2] += 1
+    return {m: a / w for m, (a, w, n) in out.items() if w > 0 and a >= 1e6}
+
+
+def calibrate(cfg, method: str, runs: int = 1024, steps: int = 2000) -> float:
+    """Run-steps per second of ``method`` in ``cfg``'s setting (landscape, pipeline, dtype, optimiser), measured
+    now on a small batch after one warm-up call (which builds or loads its kernel)."""
+    pts = cfg.start_points()
+    pts = pts[np.arange(runs) % len(pts)]
+    base = cfg.engine_config(method, cfg.seeds[0], pts[:1], steps=1)
+    run(base)
+    ecfg = cfg.engine_config(method, cfg.seeds[0], pts, steps=steps)
+    ecfg = replace(ecfg, early_exit=False, record_every=steps)
+    t = time.perf_counter()
+    res = run(ecfg)
+    wall = time.perf_counter() - t
+    return res.timings["run_steps"] / max(wall, 1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
 # Tables.
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -64,8 +116,8 @@ def _pct(x: np.ndarray, q: float) -> float:
 
 
 def reached_mask(runs) -> np.ndarray:
-    """Runs (rows of a runs table) that ended within 0.1 of a global minimiser and did not diverge."""
-    return (runs["optimum_index"].to_numpy() >= 0) & (runs["outcome"].to_numpy().astype(str) != "diverged")
+    """Runs (rows of a runs table) that reached a global minimiser (their outcome is "optimum k")."""
+    return np.char.startswith(runs["outcome"].to_numpy().astype(str), "optimum")
 
 
 def success_table(result, by: str = "variant"):
@@ -106,7 +158,8 @@ def success_table(result, by: str = "variant"):
             "p90_steps_pareto": _pct(psteps, 90),
             "final_distance": float(np.median(dist)) if len(dist) else float("nan"),
             "stalled": int((outcome == "stalled").sum()), "moving": int((outcome == "moving").sum()),
-            "diverged": int((outcome == "diverged").sum()),
+            "blowup": int((outcome == "blowup").sum()), "nan": int((outcome == "nan").sum()),
+            "died_after": int((pareto & died(g["status"].to_numpy())).sum()),
             "wall_s": wall,
         })
         rows.append(row)
@@ -135,18 +188,8 @@ def _num(x):
 
 
 def format_table(result) -> str:
-    """The success table as aligned text (the CLI's output)."""
-    t = success_table(result)
-    n = t["runs"]
-    show = {"method": t["label"],
-            "reached optimum": [f"{a}/{b}" for a, b in zip(t["reached"], n)],
-            "reached Pareto": [f"{a}/{b}" for a, b in zip(t["pareto"], n)],
-            "median steps": _ints(t["median_steps"]), "p90 steps": _ints(t["p90_steps"]),
-            "final Pareto dist": [f"{x:.3g}" for x in t["final_distance"]],
-            "stalled": t["stalled"], "diverged": t["diverged"],
-            "wall s": [f"{x:.2f}" for x in t["wall_s"]]}
-    import pandas as pd
-    return pd.DataFrame(show).to_string(index=False)
+    """The success table as plain aligned text (the CLI shows it in words: figures/vocabulary.text_table)."""
+    return success_table(result).to_string(index=False)
 
 
 def compare_table(table_a, table_b, name_a: str, name_b: str, values=("reached_share", "pareto_share",
@@ -157,5 +200,3 @@ def compare_table(table_a, table_b, name_a: str, name_b: str, values=("reached_s
     return a.join(b, how="outer").reset_index()
 
 
-def _ints(col):
-    return ["-" if (isinstance(x, float) and math.isnan(x)) else f"{x:.0f}" for x in col]

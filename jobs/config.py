@@ -50,6 +50,7 @@ import numpy as np
 import landscapes
 import optimizers
 
+from trajectories import specs
 from trajectories import starts as starts_mod
 from trajectories.config import Config, resolve_landscape
 from trajectories.device import check_device_name
@@ -57,7 +58,7 @@ from trajectories.engine import BYTES_LIMIT, estimate_bytes
 
 MAX_RUNS = 20_000_000          # variants x seeds x starts, per job
 MAX_SEEDS = 1000
-MAX_SWEEP_VALUES = 1000
+MAX_SWEEP_VALUES = specs.MAX_SWEEP_VALUES
 DEFAULT_CHUNK_MB = 256
 DEFAULT_CHUNK_RUNS = 65_536    # keeps each 1000-step progress report / cancel check well under a second
 
@@ -78,51 +79,8 @@ _ALIASES = {"seed": "seeds", "method": "methods", "start": "starts"}
 # Values and configs.
 
 def parse_values(spec, what: str = "values") -> list:
-    """Sweep values from a list, ``"a, b, c"``, ``"lin(A, B, N)"``, ``"log(A, B, N)"`` or {"lin"/"log": [A, B, N]}."""
-    if isinstance(spec, dict):
-        if len(spec) != 1 or next(iter(spec)) not in ("lin", "log"):
-            raise ValueError(f"{what}: expected {{'lin': [A, B, N]}} or {{'log': [A, B, N]}}, got {spec!r}")
-        kind, args = next(iter(spec.items()))
-        return _space(kind, args, what)
-    if isinstance(spec, str):
-        text = spec.strip()
-        m = re.fullmatch(r"(lin|log)\s*\((.*)\)", text)
-        if m:
-            return _space(m.group(1), [a.strip() for a in m.group(2).split(",")], what)
-        parts = [p.strip() for p in re.split(r"[,;\s]+", text) if p.strip()]
-        if not parts:
-            raise ValueError(f"{what}: no values given")
-        out = []
-        for p in parts:
-            try:
-                out.append(float(p))
-            except ValueError:
-                raise ValueError(f"{what}: {p!r} is not a number (write e.g. '0.1, 0.5, 0.9' or "
-                                 f"'lin(0.1, 0.9, 5)' or 'log(1e-3, 1, 4)')") from None
-        return out
-    if isinstance(spec, (list, tuple)):
-        if not spec:
-            raise ValueError(f"{what}: an empty list")
-        return list(spec)
-    return [spec]
-
-
-def _space(kind, args, what):
-    if not isinstance(args, (list, tuple)) or len(args) != 3:
-        raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers")
-    try:
-        a, b, n = float(args[0]), float(args[1]), float(args[2])
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{what}: {kind}(A, B, N) takes three numbers, got {args!r}") from None
-    if n != int(n) or not 1 <= n <= MAX_SWEEP_VALUES:
-        raise ValueError(f"{what}: N in {kind}(A, B, N) must be a whole number between 1 and {MAX_SWEEP_VALUES}")
-    if kind == "log":
-        if a <= 0 or b <= 0:
-            raise ValueError(f"{what}: log(A, B, N) needs A > 0 and B > 0")
-        vals = np.geomspace(a, b, int(n))
-    else:
-        vals = np.linspace(a, b, int(n))
-    return [float(f"{v:.12g}") for v in vals]
+    """Sweep values (``trajectories/specs.py``'s :func:`~trajectories.specs.sweep_values`, the one parser)."""
+    return specs.sweep_values(spec, what)
 
 
 def _check_distinct(values, what):
@@ -338,7 +296,21 @@ class JobConfig:
 
     @property
     def title(self) -> str:
-        return self.name or f"{self.landscape} · {len(self.methods)} methods · {self.starts_label} · {self.steps} steps"
+        """The job's name, or one made of what tells it apart: landscape, methods, starts, steps, lr, sweep."""
+        if self.name:
+            return self.name
+        n = len(self.methods)
+        parts = [self.landscape, f"{optimizers.get(self.methods[0]).name}" if n == 1 else f"{n} methods",
+                 self.starts_label, f"{self.steps:,} steps".replace(",", " "),
+                 "lr " + ", ".join(f"{x:g}" for x in self.lr)]
+        if self.pipeline != "reference":
+            parts.append(self.pipeline)
+        if self.swept:
+            sizes = {n_: len(v) for m in self.sweep.values() for n_, v in m.items()}
+            sizes.update({"lr": len(self.lr)} if len(self.lr) > 1 else {})
+            sizes.update({"task_weights": len(self.task_weights)} if len(self.task_weights) > 1 else {})
+            parts.append("sweep " + " × ".join(f"{k} ({sizes.get(k, '?')})" for k in self.swept))
+        return " · ".join(parts)
 
     @property
     def starts_label(self) -> str:
@@ -438,7 +410,7 @@ def _weights(tw, K) -> tuple:
     if tw is None or (isinstance(tw, (list, tuple)) and len(tw) == 0):
         return ()
     if isinstance(tw, str):
-        tw = parse_values(tw, "task_weights")
+        tw = [list(w) for w in specs.weight_sets(tw, "task_weights", K)]
     if not isinstance(tw, (list, tuple)):
         raise ValueError(f"task_weights: expected {K} numbers, got {tw!r}")
     sets = tw if isinstance(tw[0], (list, tuple)) else [tw]
@@ -552,6 +524,65 @@ class Chunk:
     @property
     def file(self) -> str:
         return f"chunk-{self.idx:05d}.npz"
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing two jobs.
+
+COMPARE_FIELDS = ("methods", "steps", "pipeline", "optimizer", "lr", "momentum", "task_weights", "scale", "seeds",
+                  "sweep", "hparams", "dtype")
+
+
+def differences(a: JobConfig, b: JobConfig) -> tuple[list[str], list[str]]:
+    """(why the two jobs' success shares cannot be compared, what else differs), each as short phrases. Shares
+    compare only over the same runs' starting conditions: the same landscape and the same start points."""
+    blockers = []
+    if a.landscape != b.landscape or (a.landscape_spec or None) != (b.landscape_spec or None):
+        blockers.append(f"landscape {a.landscape} vs {b.landscape}")
+    else:
+        pa, pb = a.start_points(), b.start_points()
+        if pa.shape != pb.shape or not np.allclose(pa, pb, rtol=0, atol=1e-12):
+            blockers.append(f"start points {a.starts_label} vs {b.starts_label}")
+    other = []
+    da, db = a.to_dict(), b.to_dict()
+    for f in COMPARE_FIELDS:
+        if json.dumps(da[f], sort_keys=True) != json.dumps(db[f], sort_keys=True):
+            other.append(f"{f} {_short(da[f])} vs {_short(db[f])}")
+    return blockers, other
+
+
+def _short(v) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a job costs (shown before it is launched).
+
+def cost(cfg: JobConfig, rates: dict) -> dict:
+    """What ``cfg`` will take: ``runs``, ``run_steps``, ``seconds`` (from ``rates``, run-steps per second per
+    method as measured on this machine; None when a method's rate is unknown), ``peak_bytes`` (the largest engine
+    call's memory, ``trajectories.estimate_bytes``) and ``stored_bytes`` (every chunk's records, about what its
+    files hold uncompressed). Early exit can only make the time shorter."""
+    plan = cfg.plan()
+    pts = cfg.start_points()
+    runs = sum(c.runs for c in plan)
+    run_steps = sum(c.run_steps for c in plan)
+    seconds = 0.0
+    for c in plan:
+        rate = rates.get(c.method)
+        if not rate:
+            seconds = None
+            break
+        seconds += c.run_steps / rate
+    sizes = {}
+    for c in plan:
+        key = (c.method, c.hi - c.lo)
+        if key not in sizes:
+            sizes[key] = estimate_bytes(cfg.engine_config(c.method, c.seed, pts[c.lo:c.hi]))
+    per_chunk = [sizes[(c.method, c.hi - c.lo)] for c in plan]
+    return {"runs": runs, "run_steps": run_steps, "seconds": seconds, "chunks": len(plan),
+            "peak_bytes": max(per_chunk, default=0), "stored_bytes": sum(per_chunk)}
 
 
 def dump_config(cfg: JobConfig) -> str:

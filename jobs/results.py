@@ -21,7 +21,8 @@ from .config import JobConfig
 
 
 RUN_COLUMNS = ("variant", "seed", "start", "start_x", "start_y", "final_x", "final_y", "outcome", "status",
-               "optimum_index", "optimum_step", "steps_to_pareto", "pareto_distance", "stationarity", "chunk")
+               "status_step", "optimum_index", "optimum_step", "steps_to_pareto", "pareto_distance", "stationarity",
+               "chunk")
 
 
 def chunk_rows(res, chunk, variant_ids: dict) -> dict:
@@ -43,6 +44,7 @@ def chunk_rows(res, chunk, variant_ids: dict) -> dict:
         "final_y": res.final[..., 1].ravel().astype(float),
         "outcome": np.asarray(res.outcome).astype(str).ravel(),
         "status": np.asarray(res.status).astype(str).ravel(),
+        "status_step": np.asarray(res.status_step, dtype=np.int64).ravel(),
         "optimum_index": np.asarray(res.optimum_index, dtype=np.int64).ravel(),
         "optimum_step": opt_step.ravel(),
         "steps_to_pareto": np.asarray(res.steps_to_pareto, dtype=np.int64).ravel(),
@@ -160,6 +162,9 @@ class JobResult:
         with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
             runs = pd.DataFrame({c: z["runs." + c] for c in meta["run_columns"]})
+        if "status" in runs and "outcome" in runs:        # files written before the outcome vocabulary
+            from .metrics import upgrade
+            runs["status"], runs["outcome"] = upgrade(runs["status"].to_numpy(), runs["outcome"].to_numpy())
             variants = pd.DataFrame({c: z["variants." + c] for c in meta["variant_columns"]})
         cfg = JobConfig.from_dict(meta["config"])
         return cls(meta["job_id"], cfg, variants, runs, meta["chunks"], meta["complete"], meta.get("notes", []))
@@ -200,6 +205,7 @@ class JobResult:
             landscape=land, starts=pts, variants=variants, labels=[v["label"] for v in variants],
             methods=[v["method"] for v in variants], config={**self.config.to_dict(), "seed": seed},
             outcome=grid("outcome", "", object).astype(str), status=grid("status", "", object).astype(str),
+            status_step=grid("status_step", -1, np.int64) if "status_step" in runs else np.full((M, S), -1),
             optimum_index=grid("optimum_index", -1, np.int64), optimum_step=grid("optimum_step", -1, np.int64),
             pareto_distance=grid("pareto_distance", np.nan, float), stationarity=grid("stationarity", np.nan, float),
             final=final, final_losses=final_losses, positions=None, losses=None)

@@ -129,6 +129,18 @@ class Landscape:
         from .pareto import cached_pareto
         return cached_pareto(self)
 
+    def prepare_pareto(self, *, budget_s: float | None = None, progress=None, cancel=None):
+        """Compute (or load) the Pareto set now, within ``budget_s`` seconds, telling ``progress(fraction, text)``
+        and stopping with ``landscapes.pareto.Cancelled`` when ``cancel()`` says so. Returns the set; its
+        ``note`` says when it is degenerate or was cut short."""
+        import time
+
+        from .pareto import cached_pareto
+        if not self.pareto_ready:
+            deadline = None if budget_s is None else time.monotonic() + budget_s
+            self.__dict__["pareto"] = cached_pareto(self, deadline=deadline, progress=progress, cancel=cancel)
+        return self.pareto
+
     def pareto_set(self, n: int | None = None) -> np.ndarray:
         pts = self.pareto.points
         if n is None or n >= len(pts):

@@ -14,21 +14,43 @@ once per landscape at unit weights, by dense non-dominance filtering with succes
    region in the plane and the non-dominated grid points are kept as they are.
 Works for any K >= 2 (``tests/test_landscapes.py`` checks the one- and two-optimum sets against
 methods-spec.md §2).
+
+Degenerate and slow landscapes (user-defined ones can be either) are answered, not waited for:
+
+* for K = 2 the set is a curve, so a first grid on which more than ``REGION_SHARE`` of the points are
+  non-dominated means the set is a region (tasks ``x1`` and ``-x1``: every point is Pareto-optimal): it is kept as
+  every non-dominated point of the first grid (``ParetoSet.region``) with a ``note`` saying so, without zooms
+  or projection;
+* ``deadline`` (a ``time.monotonic()`` value) stops refining when the time is up and keeps what was found, with a
+  note; ``progress(fraction, text)`` is told as the work advances; ``cancel()`` returning True stops it with
+  :class:`Cancelled`;
+* a weighted sum that is flat along the set (more than ``MAX_OPTIMA`` tied minimisers) has no isolated global
+  minimiser: :func:`weighted_sum_minimisers` returns none, and "reached the optimum" does not apply there.
 """
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .dominance import nondominated
 
+REGION_SHARE = 0.2      # K = 2: more non-dominated grid points than this share means the set is a region
+MAX_OPTIMA = 16         # more tied minimisers of the weighted sum than this: it is flat along the set
+
+
+class Cancelled(RuntimeError):
+    """The computation was cancelled (its ``cancel()`` returned True)."""
+
 
 @dataclass(frozen=True)
 class ParetoSet:
     points: np.ndarray     # [n, 2] theta on the Pareto set, ordered along the front
     front: np.ndarray      # [n, K] unit-weight losses there
+    region: bool = False   # K = 2 but a region (degenerate): drawn as points, distances to the points
+    note: str = ""         # what is special about it (degenerate, cut short by the time budget), for the page
 
 
 def _cache_file(landscape):
@@ -43,23 +65,32 @@ def _cache_file(landscape):
     return root / f"{landscape.key}-{h.hexdigest()[:20]}.npz"
 
 
-def cached_pareto(landscape) -> ParetoSet:
-    """compute_pareto, remembered on disk (keyed by the landscape's definition and this package's code)."""
+def cached_pareto(landscape, **kw) -> ParetoSet:
+    """compute_pareto, remembered on disk (keyed by the landscape's definition and this package's code).
+    ``kw`` (deadline, progress, cancel) go to :func:`compute_pareto`; a set cut short by the deadline is not
+    stored, so a later call without one computes it in full."""
     path = _cache_file(landscape)
     try:
         with np.load(path) as z:
-            return ParetoSet(z["points"], z["front"])
+            note = str(z["note"]) if "note" in z.files else ""
+            region = bool(z["region"]) if "region" in z.files else False
+            return ParetoSet(z["points"], z["front"], region, note)
     except (OSError, KeyError, ValueError):
         pass
-    ps = compute_pareto(landscape)
+    ps = compute_pareto(landscape, **kw)
+    if ps.note.startswith(_SHORT):
+        return ps
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, points=ps.points, front=ps.front)
+        np.savez(tmp, points=ps.points, front=ps.front, region=np.array(ps.region), note=np.array(ps.note))
         os.replace(tmp, path)
     except OSError:
         pass                 # a read-only cache is not an error
     return ps
+
+
+_SHORT = "Computed to a coarser resolution"
 
 
 def _losses(landscape, pts):
@@ -119,23 +150,46 @@ def _thin(P: np.ndarray, F: np.ndarray, max_points: int):
     return P[idx], F[idx]
 
 
-def compute_pareto(landscape, n: int | None = None, levels: int = 3, max_points: int = 2000) -> ParetoSet:
-    """The Pareto set: non-dominated grid points with zooms; for K = 2 projected onto the critical curve."""
+def compute_pareto(landscape, n: int | None = None, levels: int = 3, max_points: int = 2000, *,
+                   deadline: float | None = None, progress=None, cancel=None) -> ParetoSet:
+    """The Pareto set: non-dominated grid points with zooms; for K = 2 projected onto the critical curve.
+    ``deadline``/``progress``/``cancel``: see the module docstring."""
     n = n or 300
     (x0, x1), (y0, y1) = landscape.bounds
     P, F = np.empty((0, 2)), np.empty((0, landscape.n_tasks))
     box = (x0, x1, y0, y1)
-    for _ in range(levels):
+    short = False
+
+    def step(frac, text):
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled")
+        if progress is not None:
+            progress(frac, text)
+
+    for level in range(levels):
+        step(0.1 + 0.5 * level / levels, f"non-dominated points, grid {level + 1} of {levels}")
         xs, ys = np.linspace(box[0], box[1], n), np.linspace(box[2], box[3], n)
         X, Y = np.meshgrid(xs, ys)
         pts, FF = _losses(landscape, np.stack([X.ravel(), Y.ravel()], 1))
         P, F = np.concatenate([P, pts]), np.concatenate([F, FF])
         keep = nondominated(F)
         P, F = P[keep], F[keep]
+        if level == 0 and landscape.n_tasks == 2 and len(P) > REGION_SHARE * max(1, len(pts)):
+            order = np.lexsort(F.T[::-1])      # every non-dominated grid point: distances to the set stay
+            # accurate to the grid's half-diagonal (drawings thin the cloud themselves)
+            share = len(np.flatnonzero(keep)) / max(1, len(pts))
+            return ParetoSet(P[order], F[order], region=True,
+                             note=f"The Pareto set covers much of the box ({share:.0%} of a {n} × {n} grid is "
+                                  f"Pareto-optimal: the tasks do not trade off along a curve). It is drawn as points; "
+                                  f"distances are to those points.")
+        if deadline is not None and time.monotonic() > deadline:
+            short = True
+            break
         dx, dy = (box[1] - box[0]) / (n - 1), (box[3] - box[2]) / (n - 1)
         box = (max(x0, P[:, 0].min() - 2 * dx), min(x1, P[:, 0].max() + 2 * dx),
                max(y0, P[:, 1].min() - 2 * dy), min(y1, P[:, 1].max() + 2 * dy))
-    if landscape.n_tasks == 2:
+    if landscape.n_tasks == 2 and not (short and deadline is not None and time.monotonic() > deadline):
+        step(0.7, "projecting onto the critical curve")
         P = _spread(P, landscape.bounds, 3000)
         ends = np.array([_polish(landscape, P[np.argmin(landscape.losses_np(P)[:, k])], None, 1.0,
                                  task=k)[0] for k in range(2)])
@@ -150,13 +204,16 @@ def compute_pareto(landscape, n: int | None = None, levels: int = 3, max_points:
             if sel.sum() >= 2:
                 P, F = allP[sel], allF[sel]
         P, F = _thin(P, F, max_points)
+    elif landscape.n_tasks == 2:
+        P, F = _thin(P, F, max_points)
     else:
         if len(P) > 20 * max_points:
             idx = np.random.default_rng(0).choice(len(P), 20 * max_points, replace=False)
             P, F = P[idx], F[idx]
         order = np.lexsort(F.T[::-1])
         P, F = P[order], F[order]
-    return ParetoSet(P, F)
+    step(1.0, "done")
+    return ParetoSet(P, F, note=f"{_SHORT} (the time budget ran out before the last refinement)." if short else "")
 
 
 def distance_to_set(theta: np.ndarray, points: np.ndarray, curve: bool = True, max_seg: float = 0.25) -> np.ndarray:
@@ -188,9 +245,12 @@ def distance_to_set(theta: np.ndarray, points: np.ndarray, curve: bool = True, m
 def weighted_sum_minimisers(landscape, weights=None, scale: float = 1.0, rel_tol: float = 1e-4) -> np.ndarray:
     """Minimisers of sum_k w_k L_k: every local minimum along the Pareto set within ``rel_tol`` of the best.
 
-    Each candidate is polished by a local grid descent, so the result is accurate to ~1e-8.
-    """
+    Each candidate is polished by a local grid descent, so the result is accurate to ~1e-8. More than
+    ``MAX_OPTIMA`` tied candidates mean the sum is flat along the set (no isolated minimiser): none is returned
+    (an empty [0, 2] array)."""
     pts = landscape.pareto.points
+    if not len(pts):
+        return np.empty((0, 2))
     s = landscape.losses_np(pts, weights, scale).sum(1)
     best = s.min()
     tol = rel_tol * max(1.0, abs(best))
@@ -198,14 +258,26 @@ def weighted_sum_minimisers(landscape, weights=None, scale: float = 1.0, rel_tol
     left = np.concatenate([[np.inf], s[:-1]])
     right = np.concatenate([s[1:], [np.inf]])
     cand = np.where((s <= left) & (s <= right) & (s <= best + tol))[0]
-    polished = [_polish(landscape, pts[i], weights, scale) for i in cand]
+    if getattr(landscape.pareto, "region", False):
+        cand = np.flatnonzero(s <= best + tol)
+    # candidates close together are one minimiser found several times (a region's set is not ordered along a
+    # curve): keep the best of each cluster; many clusters apart mean the sum is flat along the set
+    (x0, x1), (y0, y1) = landscape.bounds
+    radius = 0.02 * float(np.hypot(x1 - x0, y1 - y0))
+    reps: list[int] = []
+    for i in cand[np.argsort(s[cand], kind="stable")]:
+        if not any(np.hypot(*(pts[i] - pts[j])) < radius for j in reps):
+            reps.append(int(i))
+            if len(reps) > MAX_OPTIMA:
+                return np.empty((0, 2))
+    polished = [_polish(landscape, pts[i], weights, scale) for i in sorted(reps)]     # in the set's order
     vals = np.array([v for _, v in polished])
     keep_tol = 1e-7 * max(1.0, abs(vals.min()))
     found = []
     for (p, v) in polished:
         if v <= vals.min() + keep_tol and not any(np.hypot(*(p - q)) < 1e-2 for q in found):
             found.append(p)
-    return np.array(found)
+    return np.array(found).reshape(-1, 2)
 
 
 def _polish(landscape, p, weights, scale, h: float = 0.05, task: int | None = None):

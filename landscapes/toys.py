@@ -28,6 +28,10 @@ SAMGS_1O = ((-8.0, 5.0), (-3.0, 7.5), (0.0, 10.0), (3.0, 7.5), (8.0, 5.0), (-10.
 NASH_FAMO = ((-8.5, 7.5), (0.0, 0.0), (9.0, 9.0), (-7.5, -0.5), (9.0, -1.0))
 CAGRAD = ((-8.5, 7.5), (-8.5, -5.0), (9.0, 9.0))
 SAMGS_2O = ((-3.5, 5.5), (3.5, 5.5), (-6.5, 2.5), (6.5, 2.5), (0.0, 10.0), (0.0, -8.0))
+# the 25 starts of the fidelity grid (../shared/reference/grid_reference.npz), x fastest, top row first as there
+REF_GRID = tuple((float(x), float(y)) for y in (8, 4, 0, -4, -8) for x in (-8, -4, 0, 4, 8))
+REF_GRID_PRESET = Preset("refgrid", "Reference grid (5 × 5, θ ∈ {−8, −4, 0, 4, 8})", REF_GRID,
+                         "the 25 starts of the fidelity tests' grid, with published paths")
 
 
 def _log1(x1, x2):
@@ -92,6 +96,7 @@ def one_optimum() -> Landscape:
             "paper": Preset("paper", "SAM-GS paper (7 starts)", SAMGS_1O, "Borsani et al. 2025, toy1o config"),
             "nashmtl": Preset("nashmtl", "Nash-MTL / FAMO (5 starts)", NASH_FAMO, "Navon et al. 2022; Liu et al. 2023"),
             "cagrad": Preset("cagrad", "CAGrad (3 starts)", CAGRAD, "Liu et al. 2021, toy.py"),
+            "refgrid": REF_GRID_PRESET,
         },
         floor=(-21.0, -21.0), default_steps=20000,
         description="Two log valleys above y = 0, two offset bowls below; one minimiser of the summed loss.",
@@ -102,7 +107,8 @@ def two_optima() -> Landscape:
     return TwoOptima(
         key="two_optima", title="Two optima (SAM-GS toy)", n_tasks=2,
         bounds=((-10.0, 10.0), (-13.0, 11.0)),
-        presets={"paper": Preset("paper", "SAM-GS paper (6 starts)", SAMGS_2O, "Borsani et al. 2025, toy2o config")},
+        presets={"paper": Preset("paper", "SAM-GS paper (6 starts)", SAMGS_2O, "Borsani et al. 2025, toy2o config"),
+                 "refgrid": REF_GRID_PRESET},
         floor=(-52.0, -52.0), default_steps=21000,
         description="The one-optimum valleys above y = 0 and sextic double wells below: two global minimisers "
                     "of the summed loss and a concave Pareto front.",

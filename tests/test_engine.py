@@ -10,6 +10,7 @@ import optimizers
 import trajectories
 from landscapes.base import Landscape
 from trajectories import Result, simulate
+from trajectories.config import Config
 
 STEPS = 300
 
@@ -121,7 +122,7 @@ def test_a_poisoned_run_is_frozen_and_spoils_nothing():
     # LS blows up; SAM-GS's reference clip bounds each step (|d| <= 1), so it stays finite
     bad = [i for i, v in enumerate(mixed.variants) if v["lr"] == 50.0 and v["method"] == "ls"]
     assert (mixed.diverged_step[bad] >= 0).all()
-    assert (mixed.status[bad] == "diverged").all()
+    assert (mixed.status[bad] == "blowup").all() and (mixed.outcome[bad] == "blowup").all()
     assert (mixed.diverged_step[rows] == -1).all()
     assert (mixed.diverged_step[bad] == 2).all()      # 2 -> 99^2: beyond 1e6 after the third update
     assert np.isfinite(mixed.final).all(), "a diverged run is frozen at its last finite position"
@@ -234,3 +235,10 @@ def test_the_gpu_path_torch_compile_agrees_with_the_kernel():
     b = simulate("one_optimum", ["samgs", "ls"], backend="c", **kw)
     assert set(a.timings["backends"].values()) == {"compile"}
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-9, rtol=0)
+
+
+def test_a_method_given_no_settings_round_trips_through_a_dict():
+    # {"samgs": {}} froze to ("samgs", ()) and thawed to {"samgs": []}, which from_dict then refused
+    cfg = Config.make("one_optimum", ["samgs", "mgda"], [(0.0, 0.0)], 10, hparams={"samgs": {}, "mgda": {}})
+    assert cfg.to_dict()["hparams"] == {"samgs": {}, "mgda": {}}
+    assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

@@ -214,7 +214,9 @@ def test_a_learning_rate_that_diverges_every_run_is_reported():
     # SAM-GS without the reference pipeline's norm clipping, heavy-ball SGD at lr 10: every run leaves |theta| < 1e6
     at = app(methods="samgs", opt="sgd", lr="10", mom="0.999", pipe="clean", steps="5000")
     assert not at.exception
-    assert any("Every run diverged" in e for e in texts(at.error))
+    res = at.session_state["explore.last"][0]
+    assert (res.diverged_step >= 0).all() and (np.abs(res.final) < 1e6).all()
+    assert any("Every run turned NaN or blew up" in e for e in texts(at.error))
 
 
 def test_the_last_start_cannot_be_removed_and_clicks_edit_the_starts():
@@ -416,3 +418,45 @@ def test_a_link_naming_a_method_file_loads_nothing_and_gets_the_unknown_method_m
     assert any(w.startswith("URL parameter `methods=") and f"unknown method(s) '{evil}'" in w for w in warnings)
     assert not marker.exists()
     assert not any(optimizers.get(k).plugin for k in optimizers.names())
+
+
+# -- the view as a config file and as a Benchmark job ---------------------------------------------------------------
+def test_a_downloaded_config_reopens_the_same_view():
+    from views import explore_model as model
+    at = app(**QUICK, **{"samgs.gamma": "0.3"}, land="two_optima", starts="grid:3", wmode="sum1", w1="0.3",
+             pipe="clean", seed="4")
+    assert_clean(at)
+    downloaded = config(at)                                   # what "Config (.json)" writes
+    fresh, _ = model.read_state({})
+    state = model.state_from_config(downloaded, fresh)
+    assert model.build_config(state).to_dict() == downloaded
+    assert state["land"] == "two_optima" and state["starts"] == "grid:3" and state["wmode"] == "sum1"
+
+
+def test_a_job_config_of_one_setting_opens_as_a_view_and_a_sweep_is_refused():
+    from jobs import config as jobs
+    from views import explore_model as model
+    fresh, _ = model.read_state({})
+    job = {"landscape": "one_optimum", "methods": ["samgs", "ls"], "starts": "-8,5;3,7.5", "steps": 3000,
+           "lr": 0.002, "seeds": [2], "hparams": {"samgs": {"gamma": 0.4}}}
+    state = model.state_from_config(job, fresh)
+    cfg = model.build_config(state)
+    eng = jobs.JobConfig.from_dict(job).engine_config("samgs", 2, [[-8, 5], [3, 7.5]])
+    assert cfg.for_method("samgs").variants() == eng.variants()
+    assert cfg.steps == 3000 and cfg.seed == 2 and np.allclose(cfg.start_array, [[-8, 5], [3, 7.5]])
+    with pytest.raises(ValueError, match="sweep"):
+        model.state_from_config({**job, "sweep": {"samgs": {"gamma": [0.1, 0.5]}}}, fresh)
+    with pytest.raises(ValueError, match="steps"):
+        model.state_from_config({**job, "steps": 200_000}, fresh)
+
+
+def test_benchmark_this_view_opens_the_form_holding_the_view():
+    at = app(**QUICK, **{"samgs.gamma": "0.3"}, starts="grid:4", pipe="clean")
+    assert_clean(at)
+    cfg = config(at)
+    at.button(key="explore.to_bench").click().run()
+    assert not at.exception, texts(at.exception)
+    assert at.multiselect(key="bj_methods").value == list(cfg["methods"])
+    assert at.number_input(key="bj_grid").value == 4 and at.number_input(key="bj_steps").value == cfg["steps"]
+    assert at.selectbox(key="bj_pipeline").value == "clean"
+    assert at.text_input(key="bj_hparams").value == "samgs.gamma=0.3"

@@ -151,31 +151,54 @@ def _set_distance(land, p):
     return np.min(np.linalg.norm(pts - np.asarray(p)[None], axis=1))
 
 
-def test_outcome_classification_on_synthetic_paths():
+def test_outcome_classification_by_construction():
+    """Six runs whose engine records (last finite point, hit step, NaN/blow-up step, tail box) say by construction
+    what each reached first and how it ended."""
     land = landscapes.get("one_optimum")
     opt = land.optima()[0]
     setp = land.pareto_set()
     far_on_set = setp[np.argmax(np.linalg.norm(setp - opt, axis=1))]          # a Pareto point far from the optimum
     assert np.linalg.norm(far_on_set - opt) > 1
     off = np.array([0.0, 10.0])
-    assert _set_distance(land, off) > 1 and _set_distance(land, off + [3, 0]) > 1
-    T = 41
-    steps = np.arange(T) * 50
-    paths = np.zeros((1, 6, T, 2))
-    paths[0, 0] = off                                                         # sits still off the set: stalled
-    paths[0, 1] = off + np.linspace(0, 3, T)[:, None] * [1, 0]                # moves to the end: moving
-    paths[0, 2] = np.linspace(off, opt + [0.05, 0], T)                        # ends within 0.1 of the optimum
-    paths[0, 3] = np.linspace(off, far_on_set, T)                             # ends on the set elsewhere
-    paths[0, 4] = np.linspace(off, opt, T)                                    # diverged (flagged by the engine)
-    paths[0, 5] = np.linspace(off, opt + [0.3, 0], T)                         # ends 0.3 from the optimum
-    final = paths[:, :, -1]
-    diverged = np.array([[-1, -1, -1, -1, 500, -1]])
-    idx = metrics.optimum_index(land, final, [None], 1.0)
-    assert idx.tolist() == [[-1, -1, 0, -1, 0, -1]]
-    status, _, outcome, dist = metrics.classify(land, paths, steps, final, diverged, idx, steps[-1])
-    want5 = "pareto" if _set_distance(land, opt + [0.3, 0]) <= 0.1 else "moving"
-    assert outcome.tolist() == [["stalled", "moving", "optimum 1", "pareto", "diverged", want5]]
-    assert status[0, 0] == "stalled" and status[0, 2] == "converged" and status[0, 4] == "diverged"
+    assert _set_distance(land, off) > 1
+    final = np.array([[off, off + [3, 0], opt + [0.05, 0], far_on_set, opt, off, off]])
+    hit = np.array([[-1, -1, 900, -1, 800, -1, -1]])
+    died = np.array([[-1, -1, -1, -1, 950, 400, 300]])               # run 4: NaN at the optimum; 5: NaN; 6: blew up
+    nan = np.array([[False, False, False, False, True, True, False]])
+    settled = np.array([[True, False, True, True, False, False, False]])
+    nearest, near_d = metrics.nearest_optimum(land, final, [None], 1.0)
+    dist = metrics.pareto_distance(land, final)
+    status, outcome, idx = metrics.classify(final_pareto_distance=dist, nearest=nearest, nearest_distance=near_d,
+                                            hit=hit, diverged_step=died, nan=nan, settled=settled)
+    assert outcome.tolist() == [["stalled", "moving", "optimum 1", "pareto", "optimum 1", "nan", "blowup"]]
+    assert status.tolist() == [["settled", "moving", "settled", "settled", "nan:optimum", "nan", "blowup"]]
+    assert idx.tolist() == [[-1, -1, 0, -1, 0, -1, -1]]
+
+
+def test_a_run_that_reached_the_optimum_and_left_before_turning_nan_counts_as_reached():
+    land = landscapes.get("one_optimum")
+    opt = land.optima()[0]
+    away = opt + [0.0, 0.5]
+    nearest, near_d = metrics.nearest_optimum(land, np.array([[away]]), [None], 1.0)
+    status, outcome, idx = metrics.classify(
+        final_pareto_distance=metrics.pareto_distance(land, np.array([[away]])), nearest=nearest,
+        nearest_distance=near_d, hit=np.array([[10]]), diverged_step=np.array([[20]]), nan=np.array([[True]]),
+        settled=np.array([[False]]))
+    assert outcome[0, 0] == "optimum 1" and idx[0, 0] == 0 and status[0, 0].startswith("nan")
+    assert status[0, 0] != "nan:optimum"
+
+
+def test_the_tail_box_decides_settled():
+    final = np.array([[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]])
+    lo = np.array([[[0.98, 0.99], [0.9, 1.0], [np.inf, np.inf]]])
+    hi = np.array([[[1.0, 1.02], [1.0, 1.0], [-np.inf, -np.inf]]])
+    assert metrics.settled_in_tail(final, lo, hi).tolist() == [[True, False, False]]   # 0.1 away; never filled
+
+
+def test_codes_of_earlier_versions_are_read_in_todays_terms():
+    status, outcome = metrics.upgrade(np.array(["converged", "stalled", "diverged"]),
+                                      np.array(["optimum 1", "stalled", "diverged"]))
+    assert status.tolist() == ["settled", "settled", "nan"] and outcome.tolist() == ["optimum 1", "stalled", "nan"]
 
 
 def test_two_optima_outcomes_name_the_optimum_reached():
@@ -225,7 +248,10 @@ def test_success_table_counts_what_the_spec_says(tmp_path):
         runs = frame[frame["label"] == row["label"]]
         finals = runs[["final_x", "final_y"]].to_numpy()
         near = np.linalg.norm(finals[:, None] - opt[None], axis=-1).min(1) <= 0.1
-        near &= runs["outcome"].to_numpy() != "diverged"
+        # reached: ends there, or got there (the engine's hit step) and then turned NaN there
+        st = runs["status"].to_numpy().astype(str)
+        died = np.char.startswith(st, "nan") | np.char.startswith(st, "blowup")
+        near |= died & (runs["optimum_step"].to_numpy() >= 0)
         assert row["reached"] == near.sum() and row["runs"] == 7
         on_set = np.array([_set_distance(land, p) <= 0.1 for p in finals])
         assert row["pareto"] == on_set.sum()
@@ -242,7 +268,7 @@ def _fake_result(steps_by_variant, outcomes=None):
         for s, st in enumerate(steps):
             rows.append({"variant": v, "seed": 0, "start": s, "start_x": 0.0, "start_y": 0.0, "final_x": 0.0,
                          "final_y": 0.0, "outcome": "optimum 1" if st >= 0 else (outcomes or {}).get((v, s), "stalled"),
-                         "status": "converged" if st >= 0 else "stalled", "optimum_index": 0 if st >= 0 else -1,
+                         "status": "settled", "optimum_index": 0 if st >= 0 else -1,
                          "optimum_step": st, "steps_to_pareto": st, "pareto_distance": 0.0 if st >= 0 else 2.0,
                          "stationarity": 0.0, "chunk": 0})
     variants = variants_frame(cfg, cfg.variants(), [{"method": "samgs", "wall_s": 2.0},
@@ -252,15 +278,19 @@ def _fake_result(steps_by_variant, outcomes=None):
 
 def test_success_table_statistics_by_hand():
     res = _fake_result({0: [100, 200, 300, 400, -1], 1: [-1, -1, 50, -1, -1]},
-                       outcomes={(1, 0): "pareto", (1, 1): "diverged"})
-    # a run frozen near the optimum after it diverged did not end there: not counted as reached
-    res.runs.loc[(res.runs["variant"] == 1) & (res.runs["start"] == 3), ["optimum_index", "outcome"]] = [0, "diverged"]
+                       outcomes={(1, 0): "pareto", (1, 1): "nan", (1, 4): "blowup"})
+    res.runs.loc[(res.runs["variant"] == 1) & (res.runs["start"] == 1), "status"] = "nan"
+    res.runs.loc[(res.runs["variant"] == 1) & (res.runs["start"] == 4), "status"] = "blowup"
+    # a run that reached the optimum and then turned NaN there counts as reached, and is counted as such
+    res.runs.loc[(res.runs["variant"] == 0) & (res.runs["start"] == 3), "status"] = "nan:optimum"
     t = benchmarks.success_table(res).set_index("method")
     assert t.loc["samgs", "reached"] == 4 and t.loc["samgs", "runs"] == 5
     assert t.loc["samgs", "median_steps"] == 250.0
     assert t.loc["samgs", "p90_steps"] == pytest.approx(370.0)      # linear interpolation: 300 + 0.7 * 100
     assert t.loc["samgs", "reached_share"] == pytest.approx(0.8)
-    assert t.loc["ls", "reached"] == 1 and t.loc["ls", "pareto"] == 2 and t.loc["ls", "diverged"] == 2
+    assert t.loc["ls", "reached"] == 1 and t.loc["ls", "pareto"] == 2
+    assert t.loc["ls", "nan"] == 1 and t.loc["ls", "blowup"] == 1 and t.loc["ls", "died_after"] == 0
+    assert t.loc["samgs", "died_after"] == 1
     assert t.loc["samgs", "wall_s"] == 2.0 and t.loc["ls", "wall_s"] == 1.0
     recs = benchmarks.json_records(res)
     assert recs == [{"method": "samgs", "reached": 4, "total": 5, "median_steps": 250, "wall_s": 2.0},

@@ -553,3 +553,40 @@ def write_reference():
 if __name__ == "__main__":
     if "--write-reference" in sys.argv:
         write_reference()
+
+
+# -- the view on screen ------------------------------------------------------------------------------------------------
+def test_the_overlay_export_draws_every_path_in_the_colours_of_the_screen(res):
+    """The Export panel's "view on screen" of an overlay map: one panel, every start's path of every method, each in
+    the colour the browser's map gives that method, the contour filled as on screen."""
+    from figures import browser
+    from matplotlib.colors import to_hex
+    fig = paper.build("overlay", res, st.Style(screen=True), "double")
+    [ax] = _visible_axes(fig)
+    screen = {t["name"]: t["line"]["color"] for t in browser.build_map(res).to_plotly_json()["data"]
+              if t.get("name") in res.labels and t.get("line", {}).get("color")}
+    assert set(screen) == set(res.labels)
+    S = res.shape[1]
+    for m, label in enumerate(res.labels):
+        want = screen[label].lower()
+        drawn = [ln for ln in ax.lines if to_hex(ln.get_color()).lower() == want and len(ln.get_xdata()) > 2]
+        assert len(drawn) == S, (label, len(drawn))
+        first = np.column_stack([drawn[0].get_xdata(), drawn[0].get_ydata()])[0]
+        assert np.allclose(first, res.starts[0])                       # the same starts
+    assert ax.collections, "filled contour bands"
+    assert {t.get_text() for t in fig.legends[0].get_texts()} >= set(res.labels)
+
+
+def test_the_export_panel_offers_the_view_on_screen_first():
+    from pathlib import Path as _P
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(_P(__file__).resolve().parents[1] / "app.py"), default_timeout=300)
+    at.query_params.update({"methods": "samgs,ls", "steps": "500", "layout": "multiples"})
+    at.run()
+    assert at.selectbox(key="explore_export_kind").value == "view"
+    at.button(key="explore_export_go").click().run()
+    assert not at.exception and not at.error
+    ident, pdf = at.session_state["explore_export_file"]
+    spec = json.loads(ident[1])
+    assert spec["kind"] == "small-multiples" and spec["style"] == {"screen": True, "contour": "sum"}
+    assert pdf.startswith(b"%PDF")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -17,6 +17,7 @@ import landscapes
 import optimizers
 from optimizers import outer as outer_mod
 
+from . import specs
 from . import starts as starts_mod
 from .device import check_device_name
 
@@ -49,16 +50,7 @@ def _thaw(obj):
 
 
 def _number(name, v, lo=-math.inf, hi=math.inf, lo_open=False):
-    try:
-        x = float(v)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name}: expected a number, got {v!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name}: must be finite, got {v!r}")
-    if x < lo or x > hi or (lo_open and x == lo):
-        lo_s = f"({lo:g}" if lo_open else f"[{lo:g}"
-        raise ValueError(f"{name}: {x:g} is outside {lo_s}, {hi:g}]")
-    return x
+    return specs.number(v, name, lo, hi, lo_open=lo_open)
 
 
 @dataclass(frozen=True)
@@ -208,7 +200,8 @@ class Config:
 
     @property
     def hparams_dict(self) -> dict:
-        return _thaw(self.hparams) if self.hparams else {}
+        # per method, so a method given no settings thaws to {} (an empty frozen dict is (), which _thaw reads as [])
+        return {m: _thaw(v) if v else {} for m, v in self.hparams or ()}
 
     @property
     def start_array(self) -> np.ndarray:

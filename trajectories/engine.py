@@ -47,9 +47,11 @@ from . import metrics, runners
 from .config import Config
 from .kernel import build_triton
 from .result import Result
+from .runners import RUN_STATE  # noqa: F401  (the names of the per-run state the step keeps)
+
+TARGET_EPS = metrics.TARGET_EPS   # "reached an optimum": within this distance of a global minimiser (in theta)
 
 DIVERGE_LIMIT = 1e6      # |theta| beyond this counts as diverged
-TARGET_EPS = 0.1         # "reached an optimum": within this distance of a global minimiser (in theta)
 CHUNK = 1000             # steps between progress reports / cancellation checks
 BYTES_LIMIT = int(float(os.environ.get("GRADSCAPE_MAX_BYTES", 6 * 2 ** 30)))
 
@@ -135,15 +137,23 @@ def _group_step(land, method, outer, cfg: Config, static: dict, record_names: li
             d = clip1(d)
         new, ostate = outer.step(theta, d, state["outer"], params["lr"], params["momentum"], opts)
         alive = state["alive"] > 0
-        finite = ((new == new) & (new.abs() < DIVERGE_LIMIT)).all(-1)
+        number = (new == new).all(-1)
+        finite = number & (new.abs() < DIVERGE_LIMIT).all(-1)
         ok = alive & finite
         gap = ((theta[:, None, :] - params["targets"]) ** 2).sum(-1).amin(-1)
+        kept = torch.where(ok[:, None], new, theta)
+        # the box the run's positions span over the last part of the run (steps >= params["tail"]): whether
+        # it stalled is read from every step, not from the recorded ones
+        tail = (t + 1 >= params["tail"])[:, None]
         out_state = {
-            "theta": torch.where(ok[:, None], new, theta),
+            "theta": kept,
             "t": t + 1,
             "alive": ok.to(theta.dtype),
             "dstep": torch.where(alive & ~finite, t, state["dstep"]),
+            "dnan": torch.where(alive & ~number, torch.ones_like(t), state["dnan"]),
             "hit": torch.where((state["hit"] < 0) & (gap < params["eps2"]), t, state["hit"]),
+            "lo": torch.where(tail & (kept < state["lo"]), kept, state["lo"]),
+            "hi": torch.where(tail & (kept > state["hi"]), kept, state["hi"]),
             "outer": ostate,
             "method": mstate,
         }
@@ -354,19 +364,32 @@ def _assemble(cfg, land, variants, group_outputs, *, steps_run, wall_s, notes=No
             arrays[k][grp.rows] = v
     final = arrays.pop("state.theta").astype(np.float64)
     diverged = arrays.pop("state.dstep").astype(np.int64)
-    opt_step = arrays.pop("state.hit").astype(np.int64)
+    nan = arrays.pop("state.dnan") > 0
+    hit = arrays.pop("state.hit").astype(np.int64)
+    lo, hi = arrays.pop("state.lo"), arrays.pop("state.hi")
     arrays.pop("state.alive", None)
     positions = arrays.pop("theta", None)
     losses = arrays.pop("loss", None)
     final_losses = np.full((M, S, K), np.nan)
     for m, v in enumerate(variants):
         final_losses[m] = land.losses_np(final[m], v.task_weights, cfg.scale)
-    opt_idx = metrics.optimum_index(land, final, [v.task_weights for v in variants], cfg.scale)
+    weights = [v.task_weights for v in variants]
+    nearest, near_d = metrics.nearest_optimum(land, final, weights, cfg.scale)
+    dist = metrics.pareto_distance(land, final)
+    # an early exit stops a chunk once every run has stopped moving: they count as settled
+    settled = metrics.settled_in_tail(final, lo, hi) | (steps_run < cfg.steps)
+    status, outcome, opt_idx = metrics.classify(final_pareto_distance=dist, nearest=nearest,
+                                                nearest_distance=near_d, hit=hit, diverged_step=diverged,
+                                                nan=nan, settled=settled)
+    # reached on the very last step: the engine tests the position *before* each update
+    opt_step = np.where((opt_idx >= 0) & (hit < 0), steps_run, hit)
+    opt_step = np.where(opt_idx >= 0, opt_step, -1)
     pos64 = positions.astype(np.float64) if positions is not None else None
-    path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS) if pos64 is not None else None
-    status, status_step, outcome, dist = metrics.classify(land, pos64, record_steps, final, diverged,
-                                                          opt_idx, cfg.steps, path_distance=path_d)
+    status_step = np.where(metrics.died(status), diverged, -1)
+    calm = status == "settled"
+    status_step[calm] = metrics.settle_step(pos64, record_steps, final)[calm]
     if pos64 is not None:
+        path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS)
         steps_to = metrics.first_within(path_d, record_steps, metrics.PARETO_EPS)
     else:
         steps_to = np.where(dist <= metrics.PARETO_EPS, cfg.steps, -1)
@@ -408,6 +431,7 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
         "key": keys,
         "targets": targets,
         "eps2": torch.full((B,), TARGET_EPS ** 2, dtype=dt, device=device),
+        "tail": torch.full((B,), float(metrics.tail_start(cfg.steps)), dtype=dt, device=device),
     }
     mstate = grp.method.init(B, K, 2, dict(dict(grp.variants[0].hparams)), dtype=dt, device=device)
     state = {
@@ -415,7 +439,10 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
         "t": torch.zeros(B, dtype=dt, device=device),
         "alive": torch.ones(B, dtype=dt, device=device),
         "dstep": torch.full((B,), -1.0, dtype=dt, device=device),
+        "dnan": torch.zeros(B, dtype=dt, device=device),
         "hit": torch.full((B,), -1.0, dtype=dt, device=device),
+        "lo": torch.full((B, 2), float("inf"), dtype=dt, device=device),
+        "hi": torch.full((B, 2), float("-inf"), dtype=dt, device=device),
         "outer": outer.init(theta),
         "method": mstate,
     }
@@ -425,7 +452,10 @@ def _inputs(cfg, land, grp, starts, dt, device, outer):
 def _targets(cfg, land, grp, dt, device, S):
     """Global minimisers of the weighted sum per variant, padded to a common count: [B, m, 2]."""
     per = [land.optima(v.task_weights, cfg.scale) for v in grp.variants]
+    # no isolated minimiser (a sum flat along the Pareto set): a target no run can come near
+    per = [p if len(p) else np.full((1, 2), np.inf) for p in per]
     m = max(len(p) for p in per)
     rows = [np.concatenate([p, np.repeat(p[-1:], m - len(p), 0)]) for p in per]
     arr = np.repeat(np.stack(rows), S, axis=0)
     return torch.tensor(arr, dtype=dt, device=device)
+

@@ -1,21 +1,33 @@
-"""What a run achieved: distance to the Pareto set, Pareto-stationarity, steps to reach, status, outcome.
+"""What a run achieved: distance to the Pareto set, Pareto-stationarity, steps to reach, how it ended, outcome.
 
-Definitions (thresholds are module constants, stated in the README):
+A run is classified from the run itself — the engine tracks every step, whatever ``record_every`` is — never
+from the recorded points alone (thresholds are module constants, stated in the README):
 
-* ``pareto_distance``: Euclidean distance in theta to the landscape's numerical Pareto set.
+* ``pareto_distance``: Euclidean distance in theta from the run's last finite point to the numerical Pareto set.
 * ``stationarity``: |min-norm point of conv{g_1..g_K}| at the final theta (0 at Pareto-stationary points).
-* ``steps_to_pareto``: the first recorded step at which the run is within ``PARETO_EPS`` of the set
-  (resolution: ``record_every``); ``optimum_step`` (from the engine): the first step within ``TARGET_EPS`` of
-  a global minimiser of the weighted sum (exact, tracked every step).
-* ``status``: ``diverged`` (theta went non-finite or beyond 1e6; frozen at its last finite value; step =
-  the step it happened), ``converged`` (ends within ``PARETO_EPS`` of the Pareto set; step = when it
-  entered for good), ``stalled`` (ends elsewhere but has stopped: within ``SETTLE_TOL`` of its final
-  point over the last ``SETTLE_FRACTION`` of the run; step = when it settled), ``moving`` (still moving
-  when the budget ran out).
-* ``outcome`` (basin maps): ``optimum 1``/``optimum 2``... (ends within ``TARGET_EPS`` of that global
-  minimiser), ``pareto`` (elsewhere on the set), ``stalled``, ``moving``, ``diverged``.
+* ``optimum_step`` (from the engine, exact): the first step within ``TARGET_EPS`` of a global minimiser of the
+  weighted sum. ``steps_to_pareto``: the first *recorded* step within ``PARETO_EPS`` of the set (resolution:
+  ``record_every``; -1 if never).
+* ``status``, how the run ended (codes in ``STATUSES``): ``nan`` (theta turned NaN; the engine froze the run at
+  its last finite point and ``status_step`` is the step) or ``blowup`` (theta left |theta| < 1e6 or became
+  infinite), each with where it happened when that was at a global minimiser or on the Pareto set
+  (``nan:optimum``, ``nan:pareto``, ``blowup:optimum``, ...); else ``settled`` (every position over the last
+  ``SETTLE_FRACTION`` of the steps lies within ``SETTLE_TOL`` of the final one — the engine keeps the box
+  these positions span, at every step; ``status_step``: the first recorded step from which it stays there) or
+  ``moving``.
+* ``outcome``, what the run reached first (codes in ``OUTCOMES``): ``optimum k`` (it came within ``TARGET_EPS``
+  of global minimiser k: a run that ends there, or one that got there and then turned NaN or blew up — that run
+  counts as having reached it, its ``status`` says what happened next), ``pareto`` (it ends, or its last finite
+  point lies, within ``PARETO_EPS`` of the Pareto set, not at an optimum), ``stalled`` (settled elsewhere),
+  ``moving`` (still moving when the steps ran out), ``blowup`` or ``nan`` (before reaching either).
+  ``optimum_index`` is k - 1 for ``optimum k``, else -1.
+
+These are codes; their words, order and colours for people live with the figures (``figures/vocabulary.py``).
+Results saved by earlier versions (``converged``/``diverged``) are read through :func:`upgrade`.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -46,7 +58,8 @@ def pareto_distance(land, theta, cap: float | None = None) -> np.ndarray:
         out[far] = box[far]
         ok &= ~far
     if ok.any():
-        out[ok] = distance_to_set(flat[ok], pts, curve=land.n_tasks == 2)
+        curve = land.n_tasks == 2 and not getattr(land.pareto, "region", False)
+        out[ok] = distance_to_set(flat[ok], pts, curve=curve)
     return out.reshape(th.shape[:-1])
 
 
@@ -102,48 +115,95 @@ def first_within(dist: np.ndarray, steps: np.ndarray, eps: float, stay: bool = F
     return np.where(any_in, steps[idx], -1)
 
 
-def classify(land, positions, record_steps, final, diverged_step, optimum_index, steps, path_distance=None):
-    """Status, status step and outcome per run (arrays of shape [M, S]).
+OUTCOMES = ("optimum", "pareto", "stalled", "moving", "blowup", "nan")     # "optimum" is "optimum 1", "optimum 2" ...
+STATUSES = ("settled", "moving", "nan", "blowup")                           # "nan" / "blowup" may carry ":optimum" / ":pareto"
 
-    ``path_distance[M, S, T]``: the Pareto distance of ``positions`` when already computed."""
-    dist_final = pareto_distance(land, final)
-    status = np.full(final.shape[:-1], "moving", dtype=object)
-    status_step = np.full(final.shape[:-1], -1, dtype=np.int64)
-    outcome = np.full(final.shape[:-1], "moving", dtype=object)
-    T = positions.shape[-2] if positions is not None else 0
-    if positions is not None and T > 1:
-        to_final = np.linalg.norm(positions - final[..., None, :], axis=-1)
-        settle_step = first_within(to_final, record_steps, SETTLE_TOL, stay=True)
-        tail = max(1, int(np.ceil(SETTLE_FRACTION * T)))
-        settled = np.nan_to_num(to_final[..., -tail:], nan=np.inf).max(-1) <= SETTLE_TOL
-        pd = pareto_distance(land, positions, cap=PARETO_EPS) if path_distance is None else path_distance
-        enter_step = first_within(pd, record_steps, PARETO_EPS, stay=True)
-    else:
-        settle_step = np.full(final.shape[:-1], steps)
-        settled = np.ones(final.shape[:-1], bool)
-        enter_step = np.full(final.shape[:-1], steps)
-    conv = dist_final <= PARETO_EPS
-    status[settled & ~conv] = "stalled"
-    status_step[settled & ~conv] = settle_step[settled & ~conv]
-    status[conv] = "converged"
-    status_step[conv] = enter_step[conv]
-    outcome[settled & ~conv] = "stalled"
-    outcome[conv] = "pareto"
-    for i in range(int(optimum_index.max(initial=-1)) + 1):
-        outcome[optimum_index == i] = f"optimum {i + 1}"
-    div = diverged_step >= 0
-    status[div] = "diverged"
-    status_step[div] = diverged_step[div]
-    outcome[div] = "diverged"
-    return status.astype(str), status_step, outcome.astype(str), dist_final
+
+def tail_start(steps: int) -> int:
+    """The first step of the tail over which a run must stay put to count as settled."""
+    return int(steps) - max(1, math.ceil(SETTLE_FRACTION * int(steps)))
+
+
+def died(status) -> np.ndarray:
+    """Runs that turned NaN or blew up (``status`` codes)."""
+    s = np.asarray(status).astype(str)
+    return np.char.startswith(s, "nan") | np.char.startswith(s, "blowup")
+
+
+def settled_in_tail(final, lo, hi) -> np.ndarray:
+    """Whether the box [lo, hi] spanned by a run's positions over its tail lies within SETTLE_TOL of its final
+    point (so does every position of the tail). A box never filled (the tail not reached) is not settled."""
+    final, lo, hi = (np.asarray(a, dtype=float) for a in (final, lo, hi))
+    with np.errstate(invalid="ignore"):
+        far = np.sqrt((np.maximum(np.abs(final - lo), np.abs(hi - final)) ** 2).sum(-1))
+    return np.isfinite(far) & (far <= SETTLE_TOL)
+
+
+def nearest_optimum(land, final, weights_per_row, scale) -> tuple[np.ndarray, np.ndarray]:
+    """(index, distance) of the global minimiser nearest to each final point: [M, S] each."""
+    idx = np.full(final.shape[:-1], -1, dtype=np.int64)
+    dist = np.full(final.shape[:-1], np.inf)
+    for m, w in enumerate(weights_per_row):
+        opt = land.optima(w, scale)
+        if not len(opt):
+            continue
+        d = np.nan_to_num(np.linalg.norm(final[m][:, None, :] - opt[None], axis=-1), nan=np.inf)
+        idx[m], dist[m] = d.argmin(1), d.min(1)
+    return idx, dist
 
 
 def optimum_index(land, final, weights_per_row, scale) -> np.ndarray:
-    """Index of the global minimiser a run ends within TARGET_EPS of, or -1: [M, S]."""
-    out = np.full(final.shape[:-1], -1, dtype=np.int64)
-    for m, w in enumerate(weights_per_row):
-        opt = land.optima(w, scale)
-        d = np.linalg.norm(final[m][:, None, :] - opt[None], axis=-1)
-        near = np.nan_to_num(d, nan=np.inf).min(1) <= TARGET_EPS
-        out[m] = np.where(near, d.argmin(1) if len(opt) else -1, -1)
-    return out
+    """Index of the global minimiser a point lies within TARGET_EPS of, or -1: [M, S]."""
+    idx, dist = nearest_optimum(land, final, weights_per_row, scale)
+    return np.where(dist <= TARGET_EPS, idx, -1)
+
+
+def classify(*, final_pareto_distance, nearest, nearest_distance, hit, diverged_step, nan, settled):
+    """(status, outcome, optimum_index) per run ([M, S] each) from what the engine tracked.
+
+    ``nearest`` / ``nearest_distance``: the global minimiser nearest to the run's last finite point;
+    ``hit``: the engine's first step within TARGET_EPS of a minimiser (-1: never); ``diverged_step``: the step
+    it turned NaN or blew up (-1: never), ``nan``: whether it was NaN; ``settled``: the tail test."""
+    dead = np.asarray(diverged_step) >= 0
+    at_opt = np.asarray(nearest_distance) <= TARGET_EPS
+    on_set = np.asarray(final_pareto_distance) <= PARETO_EPS
+    # a run that ends finite is judged by where it ends; one that died, by what it had reached before
+    reached = at_opt | (dead & (np.asarray(hit) >= 0))
+    opt_idx = np.where(reached, nearest, -1).astype(np.int64)
+    shape = opt_idx.shape
+    how = np.where(np.asarray(nan, dtype=bool), "nan", "blowup")
+    where = np.where(at_opt, ":optimum", np.where(on_set, ":pareto", ""))
+    status = np.where(dead, np.char.add(how.astype(str), where.astype(str)),
+                      np.where(settled, "settled", "moving")).astype(str)
+    outcome = np.full(shape, "moving", dtype=object)
+    outcome[~dead & settled] = "stalled"
+    outcome[dead] = how[dead]
+    outcome[on_set] = "pareto"
+    for i in range(int(opt_idx.max(initial=-1)) + 1):
+        outcome[opt_idx == i] = f"optimum {i + 1}"
+    return status.reshape(shape), outcome.astype(str).reshape(shape), opt_idx
+
+
+def settle_step(positions, record_steps, final) -> np.ndarray:
+    """The first recorded step from which a run stays within SETTLE_TOL of its final point (-1: unknown)."""
+    if positions is None or positions.shape[-2] < 2:
+        return np.full(np.asarray(final).shape[:-1], -1, dtype=np.int64)
+    to_final = np.linalg.norm(positions - np.asarray(final)[..., None, :], axis=-1)
+    return first_within(np.nan_to_num(to_final, nan=np.inf), np.asarray(record_steps), SETTLE_TOL, stay=True)
+
+
+LEGACY_STATUS = {"converged": "settled", "stalled": "settled", "moving": "moving", "diverged": "nan"}
+
+
+def upgrade(status, outcome):
+    """Codes of Results and job files saved by earlier versions (status converged/stalled/moving/diverged,
+    outcome ... diverged) in today's terms. A run they called diverged turned NaN or blew up — which, they did
+    not record: it is read as NaN, the common case, and its outcome stays what it was (``diverged`` maps to
+    ``nan``)."""
+    status = np.asarray(status).astype(str)
+    outcome = np.asarray(outcome).astype(str)
+    if not np.isin(status, list(LEGACY_STATUS)).any() and not (outcome == "diverged").any():
+        return status, outcome
+    status = np.vectorize(lambda s: LEGACY_STATUS.get(s, s), otypes=[str])(status) if status.size else status
+    outcome = np.where(outcome == "diverged", "nan", outcome)
+    return status, outcome

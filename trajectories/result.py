@@ -6,8 +6,10 @@ steps (``record_steps``), K tasks. Arrays:
 * ``positions[M, S, T, 2]``, ``losses[M, S, T, K]``, ``final[M, S, 2]``, ``final_losses[M, S, K]``;
 * ``aux[name][M, S, T, ...]``: per-step diagnostics (``cos``, ``gms``, ``curv``, ``gnorm``, ``grad``, ``dir``,
   ``weights`` and method-specific fields such as SAM-GS's ``branch``; NaN where a method has no such field);
-* per run: ``status`` / ``status_step`` / ``outcome`` (see ``trajectories/metrics.py``), ``diverged_step``,
-  ``optimum_step``, ``optimum_index``, ``pareto_distance``, ``steps_to_pareto``, ``stationarity``.
+* per run: ``outcome`` (what the run reached first), ``status`` / ``status_step`` (how it ended, and when; -1:
+  no such step), ``diverged_step``, ``optimum_step``, ``optimum_index``, ``pareto_distance``, ``steps_to_pareto``,
+  ``stationarity`` — the codes and rules are in ``trajectories/metrics.py``; their words for people in
+  ``figures/vocabulary.py``.
 
 ``save(path)`` writes ``path`` (npz, the metadata embedded) and ``path.json`` beside it (the config);
 ``Result.load(path)`` reads either form back; ``to_bytes()`` is the npz alone (what a job chunk's file holds).
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import metrics
 from .config import resolve_landscape
 
 ARRAYS = ("positions", "losses", "final", "final_losses", "diverged_step", "optimum_step", "optimum_index",
@@ -151,8 +154,7 @@ class Result:
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
         aux = {k[4:]: v for k, v in arrays.items() if k.startswith("aux.")}
         kw = {k: arrays.get(k) for k in ARRAYS}
-        kw["status"] = kw["status"].astype(str)
-        kw["outcome"] = kw["outcome"].astype(str)
+        kw["status"], kw["outcome"] = metrics.upgrade(kw["status"], kw["outcome"])
         return cls(config=meta["config"], variants=meta["variants"], aux=aux, timings=meta.get("timings", {}), **kw)
 
     # -- tables -----------------------------------------------------------------------------------
@@ -177,20 +179,25 @@ class Result:
         return pd.DataFrame(rows)
 
     def summary(self):
-        """Per variant: how many starts converge, reach a global optimum, stall or diverge."""
+        """Per variant: how many runs reached the optimum, the Pareto set (the optimum included), stalled, were
+        still moving, blew up or turned NaN (before reaching anything), and how many reached something and then
+        turned NaN or blew up (counted as having reached it)."""
         import pandas as pd
         rows = []
         S = self.shape[1]
         for m, v in enumerate(self.variants):
-            st = self.status[m]
+            out = self.outcome[m].astype(str)
             reached = self.optimum_index[m] >= 0
             steps = self.optimum_step[m][reached & (self.optimum_step[m] >= 0)]
+            dead = metrics.died(self.status[m])
+            finite = np.isfinite(self.pareto_distance[m])
             rows.append({"method": v["method"], "label": v["label"], "starts": S,
-                         "converged": int((st == "converged").sum()), "optimum": int(reached.sum()),
-                         "stalled": int((st == "stalled").sum()), "moving": int((st == "moving").sum()),
-                         "diverged": int((st == "diverged").sum()),
+                         "optimum": int(reached.sum()),
+                         "pareto": int((reached | (out == "pareto")).sum()),
+                         "stalled": int((out == "stalled").sum()), "moving": int((out == "moving").sum()),
+                         "blowup": int((out == "blowup").sum()), "nan": int((out == "nan").sum()),
+                         "died_after": int((dead & ((out == "pareto") | reached)).sum()),
                          "median_steps_to_optimum": float(np.median(steps)) if len(steps) else float("nan"),
-                         "median_pareto_distance": float(np.nanmedian(np.where(np.isfinite(self.pareto_distance[m]),
-                                                                               self.pareto_distance[m], np.nan)))
-                         if np.isfinite(self.pareto_distance[m]).any() else float("nan")})
+                         "median_pareto_distance": float(np.median(self.pareto_distance[m][finite]))
+                         if finite.any() else float("nan")})
         return pd.DataFrame(rows)

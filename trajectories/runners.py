@@ -20,6 +20,10 @@ from torch.utils import _pytree as pytree
 
 from . import kernel as kernel_mod
 
+# per-run state the Result is built from: position, alive, the step it turned NaN or blew up (dstep) and whether
+# it was NaN (dnan), the first step within TARGET_EPS of a global minimiser (hit), the tail's box (lo, hi)
+RUN_STATE = ("theta", "alive", "dstep", "dnan", "hit", "lo", "hi")
+
 
 class Flat:
     """A group's step over flat leaf lists: ``flat(*state, *params) -> (*state', *records)``."""
@@ -114,7 +118,7 @@ class Runner:
         V = self.B // S
         out = {}
         for name, x in zip(self.names, self.state):
-            if name in ("theta", "alive", "dstep", "hit"):
+            if name in RUN_STATE:
                 arr = self._numpy(x)
                 out["state." + name] = arr.reshape((V, S) + arr.shape[1:])
         for name, buf in zip(self.record_names, self.records):

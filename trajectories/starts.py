@@ -6,12 +6,15 @@ Specs (the CLI's ``--starts``, the URL's ``starts``, job configs):
 * explicit points ``"-8,5;3,7.5"``;
 * ``grid:N`` (an N x N grid over the box, x fastest; the box edges included);
 * ``random:N`` or ``random:N:SEED`` (uniform in the box).
+
+The text is parsed by ``trajectories/specs.py`` (:class:`~trajectories.specs.StartSpec`, the one parser every face
+uses); this module turns a parsed spec into points and checks them against the box.
 """
 from __future__ import annotations
 
 import numpy as np
 
-MAX_STARTS = 1_000_000
+from .specs import MAX_STARTS, StartSpec
 
 
 def resolve(landscape, spec) -> np.ndarray:
@@ -42,42 +45,20 @@ def resolve(landscape, spec) -> np.ndarray:
     return pts
 
 
-def _int(text: str, what: str, hi: int) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise ValueError(f"starts: {what} must be a whole number, got {text!r}") from None
-    if not 1 <= n <= hi:
-        raise ValueError(f"starts: {what} must be between 1 and {hi}, got {n}")
-    return n
+def points_of(landscape, spec: StartSpec) -> np.ndarray:
+    """The points a parsed spec gives on ``landscape`` (not yet checked against its box)."""
+    if spec.kind == "preset":
+        return np.array(landscape.presets[spec.name].points, dtype=float)
+    if spec.kind == "grid":
+        n = spec.n
+        return landscape.grid(n)[2] if n > 1 else np.array([[np.mean(landscape.bounds[0]),
+                                                               np.mean(landscape.bounds[1])]])
+    if spec.kind == "random":
+        (x0, x1), (y0, y1) = landscape.bounds
+        r = np.random.default_rng(spec.seed)
+        return np.stack([r.uniform(x0, x1, spec.n), r.uniform(y0, y1, spec.n)], 1)
+    return np.array(spec.points, dtype=float).reshape(-1, 2)
 
 
 def _parse(landscape, spec: str) -> np.ndarray:
-    if spec in landscape.presets:
-        return np.array(landscape.presets[spec].points, dtype=float)
-    if spec.startswith("grid:"):
-        n = _int(spec[5:], "the grid size N of grid:N", 1000)
-        return landscape.grid(n)[2] if n > 1 else np.array([[np.mean(landscape.bounds[0]),
-                                                               np.mean(landscape.bounds[1])]])
-    if spec.startswith("random:"):
-        parts = spec.split(":")
-        n = _int(parts[1], "the count N of random:N", MAX_STARTS)
-        seed = _int(parts[2], "the seed of random:N:SEED", 2 ** 31) if len(parts) > 2 else 0
-        (x0, x1), (y0, y1) = landscape.bounds
-        r = np.random.default_rng(seed)
-        return np.stack([r.uniform(x0, x1, n), r.uniform(y0, y1, n)], 1)
-    pts = []
-    for item in spec.split(";"):
-        item = item.strip()
-        if not item:
-            continue
-        xy = item.split(",")
-        if len(xy) != 2:
-            known = ", ".join(landscape.presets)
-            raise ValueError(f"starts: cannot read {item!r}: expected 'x,y' pairs separated by ';', "
-                             f"a preset ({known}), grid:N or random:N")
-        try:
-            pts.append((float(xy[0]), float(xy[1])))
-        except ValueError:
-            raise ValueError(f"starts: {item!r} is not a pair of numbers") from None
-    return np.array(pts, dtype=float).reshape(-1, 2)
+    return points_of(landscape, StartSpec.parse(spec, landscape.presets))

@@ -12,11 +12,12 @@ seeded from them (:func:`seed`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import streamlit as st
+
+from trajectories import specs
 
 # Query parameters that Streamlit itself uses; never reported as unknown.
 RESERVED = {"embed", "embed_options"}
@@ -51,21 +52,9 @@ def fmt_value(v) -> str:
 
 # -- parsers --------------------------------------------------------------------------------------
 def number(lo: float, hi: float, *, integer: bool = False, lo_open: bool = False) -> Callable[[str], Any]:
-    """A parser for a number in [lo, hi] ((lo, hi] with ``lo_open``), optionally a whole number."""
-    def parse(text: str):
-        try:
-            x = float(text)
-        except (TypeError, ValueError):
-            raise ValueError(f"{text!r} is not a number") from None
-        if not math.isfinite(x):
-            raise ValueError(f"{text!r} is not a finite number")
-        if integer and x != int(x):
-            raise ValueError(f"{text!r} is not a whole number")
-        if x < lo or x > hi or (lo_open and x == lo):
-            left = "(" if lo_open else "["
-            raise ValueError(f"{x:g} is outside {left}{lo:g}, {hi:g}]")
-        return int(x) if integer else x
-    return parse
+    """A parser for a number in [lo, hi] ((lo, hi] with ``lo_open``), optionally a whole number
+    (trajectories/specs.py: one parser for every face; the URL reader names the parameter)."""
+    return lambda text: specs.number(text, "", lo, hi, integer=integer, lo_open=lo_open)
 
 
 def choice(options: Iterable[str]) -> Callable[[str], str]:
@@ -89,14 +78,7 @@ def flag(text: str) -> bool:
 
 def numbers(count: int, lo: float, hi: float, *, lo_open: bool = False) -> Callable[[str], tuple]:
     """A parser for ``count`` comma-separated numbers, each in [lo, hi]."""
-    one = number(lo, hi, lo_open=lo_open)
-
-    def parse(text: str) -> tuple:
-        parts = [p for p in text.split(",") if p.strip()]
-        if len(parts) != count:
-            raise ValueError(f"expected {count} comma-separated numbers, got {len(parts)}")
-        return tuple(one(p) for p in parts)
-    return parse
+    return lambda text: specs.numbers(text, "", count, lo, hi, lo_open=lo_open)
 
 
 # -- URL <-> values -------------------------------------------------------------------------------

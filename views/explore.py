@@ -15,7 +15,7 @@ _boot = st.empty()
 if "trajectories" not in sys.modules:
     with _boot.status("Warming up: loading PyTorch and the engine (the first visit after a server start takes "
                       "about ten seconds)…"):
-        import trajectories  # noqa: F401
+        import trajectories  # noqa: F401  (loading it is the point: torch and the engine)
 _boot.empty()
 
 import optimizers  # noqa: E402
@@ -25,8 +25,13 @@ from figures.style import Style  # noqa: E402
 from views import common  # noqa: E402
 from views import explore_controls as controls  # noqa: E402
 from views import explore_model as model  # noqa: E402
+from views import explore_fragility  # noqa: E402
+from views import explore_overlays as overlays  # noqa: E402
+from views import explore_playground  # noqa: E402
 from views import export  # noqa: E402
 from views import live_map  # noqa: E402
+from views import outcomes  # noqa: E402
+from views import prepare  # noqa: E402
 
 MAP_KEY = "explore_map"
 PRESENTATION_HEIGHT = 520      # the map and its controls fit above the fold of a 1280 x 720 screen
@@ -47,9 +52,10 @@ def run_engine(cfg):
     box = st.empty()
     try:
         land = cfg.land
-        if not land.pareto_ready:           # a new custom landscape: its Pareto set is computed once, then cached
-            with box.status(f"Computing the Pareto set of “{land.title}” numerically (once; cached on disk)…"):
-                land.pareto
+        if not prepare.prepare(land, box):  # a new custom landscape's Pareto set: progress, budget, Cancel
+            undo_apply()
+        for note in prepare.notes(land, cfg.weight_sets[0], cfg.scale):
+            st.info(note, icon=":material/info:")
         if cold:
             with box.status(f"Warming up: building the kernels of {len(cold)} method(s), then {work} (the first "
                             f"run of a method after a server start takes a few seconds; later runs reuse it)…"):
@@ -71,21 +77,24 @@ def run_engine(cfg):
     return result
 
 
+def undo_apply():
+    """Cancel pressed while a new landscape's Pareto set was computed: back to the view before Apply."""
+    before = st.session_state.pop("explore.before_apply", None)
+    state = st.session_state[model.STATE_KEY]
+    if before:
+        state.clear()
+        state.update(before)
+    controls.forget_all_widgets()
+    st.session_state["explore.notes"] = ["Cancelled: the new landscape was not applied."]
+    st.rerun()
+
+
 def report_divergence(result, state, presenting: bool):
-    div = result.status == "diverged"
-    if div.all():
-        st.error(f"Every run diverged (learning rate {state['lr']:g}, {state['opt']}). Try a smaller learning rate.")
-    elif div.any():
-        per = ", ".join(f"{lab} {int(n)}/{div.shape[1]}" for lab, n in zip(result.labels, div.sum(1)) if n)
-        text = (f"{int(div.sum())} of {div.size} runs diverged ({per}); their paths stop where they left the box "
-                f"of |θ| < 10⁶.")
-        (st.caption if presenting else st.warning)(text)
+    outcomes.report(result, presenting)
 
 
 def success_line(result) -> str:
-    S = result.shape[1]
-    parts = [f"{lab} {int((result.status[m] == 'converged').sum())}/{S}" for m, lab in enumerate(result.labels)]
-    return "Reached the Pareto set (converged): " + " · ".join(parts)
+    return outcomes.success_line(result)
 
 
 def _on_map_click() -> None:
@@ -115,12 +124,15 @@ def show_map(result, state, presenting: bool):
         loss = _radio("Contour", losses, "loss", state, c2)
         img = _radio("Image", {f: f.upper() for f in model.IMAGE_FORMATS}, "img", state, c3,
                      help="the format of the camera button on the chart's toolbar")
-    fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None)
+        overlays.controls(state)
+    extras, extras_key = overlays.extras(result, state)
+    fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None, extras, extras_key)
     st.session_state["explore.sent_bytes"] = live_map.show(fig, key=MAP_KEY, on_click=_on_map_click)
     if not presenting:
         st.caption(success_line(result) + ".  ▶ plays the runs; the slider under the map scrubs through the steps; "
                    "click the map to add a start, a start to remove it; double-click a method in the legend to "
                    "show it alone.")
+        overlays.notes(result, state)
 
 
 def show_loss_space(result, state, presenting: bool):
@@ -140,8 +152,9 @@ def show_loss_space(result, state, presenting: bool):
 
 def show_outcomes(result, state):
     grid = result.config.get("starts_spec", "").startswith("grid:")
-    st.caption("Where each start's run ended, per method: which global optimum, elsewhere on the Pareto set, "
-               "stalled, still moving, or diverged." +
+    st.caption("What each start's run reached first, per method: the optimum, the Pareto set, or neither "
+               "(stalled, still moving, blew up, turned NaN); × marks runs that reached the optimum and then turned "
+               "NaN." +
                ("" if grid else " Choose an n × n grid of starts (sidebar) for a full basin map."))
     land = result.landscape
     optima = land.optima(browser.weights_of(result), browser.scale_of(result))
@@ -180,29 +193,15 @@ def show_diagnostics(result, state):
                         config=browser.image_config("gradscape-gradients", state["img"]))
         st.caption("Arrows point downhill: −g₁, −g₂ (the task gradients) and −d (the direction the method "
                    "applied), drawn with one common length scale; the labels give their true norms.")
-        status = result.status[row, start]
-        st.caption(f"Status: **{status}** (step {int(result.status_step[row, start]):,}); outcome "
-                   f"{result.outcome[row, start]}; distance to the Pareto set "
-                   f"{result.pareto_distance[row, start]:.3g}.")
+        st.caption(outcomes.run_caption(result, row, start))
     with right:
         st.plotly_chart(browser.build_diagnostics(result, row, start, mark_step=int(result.record_steps[t])),
                         key="explore_diag", theme=None, config=browser.image_config("gradscape-diagnostics", "png"))
+        outcomes.diagnostics_help()
 
 
 def show_table(result):
-    st.subheader("Per method")
-    summ = result.summary()
-    S = result.shape[1]
-    summ.insert(2, "success", [f"{c}/{S}" for c in summ["converged"]])
-    st.dataframe(summ.drop(columns=["method"]), hide_index=True, width="stretch")
-    st.caption("success = runs that end within 0.1 of the Pareto set (converged); optimum = runs that reach a "
-               "global minimiser of the weighted sum.")
-    st.subheader("Per method and start")
-    fr = result.to_frame()
-    K = result.final_losses.shape[-1]
-    cols = ["label", "start_x", "start_y"] + [f"final_L{k + 1}" for k in range(K)] + \
-        ["pareto_distance", "steps_to_pareto", "status", "status_step", "outcome"]
-    st.dataframe(fr[cols], hide_index=True, width="stretch")
+    outcomes.tables(result)
 
 
 def downloads(result, cfg):
@@ -217,7 +216,22 @@ def downloads(result, cfg):
                          mime="application/json", on_click="ignore", key="dl.json")
     c[3].caption("Figure: the camera button on a chart's toolbar saves it as PNG or SVG; the panel below makes "
                  "publication files (PDF, SVG, PNG, PGF) and animations (GIF, MP4).")
-    export.export_panel(result, "explore")
+    benchmark_this_view()
+    state = st.session_state[model.STATE_KEY]
+    export.export_panel(result, "explore", view_layout=state["layout"], view_style={"contour": state["loss"]})
+
+
+def benchmark_this_view():
+    """The view as a Benchmark job: the form there opens holding it (views/benchmark_form.py)."""
+    if st.button("Benchmark this view", icon=":material/leaderboard:", key="explore.to_bench",
+                 help="open the Benchmark page with a job of this view's settings (then choose more starts, seeds "
+                      "or a sweep)"):
+        try:
+            st.session_state["bench.prefill"] = model.job_config(st.session_state[model.STATE_KEY])
+        except ValueError as e:
+            st.error(f"Cannot turn this view into a job: {e}")
+            return
+        st.switch_page("views/benchmark.py")
 
 
 def show_view(view, result, state, presenting):
@@ -230,10 +244,23 @@ def show_view(view, result, state, presenting):
             show_outcomes(result, state)
         elif view == "diag":
             show_diagnostics(result, state)
+        elif view == "fragility":
+            explore_fragility.show(result, state)
+        elif view == "playground":
+            explore_playground.show(state, presenting)
         else:
             show_table(result)
     except Exception as e:   # a figure that cannot be drawn must not hide the controls
         st.error(f"Cannot draw this view ({type(e).__name__}: {e}).")
+
+
+def lessons_link():
+    """Where a new user starts: the Lessons page, one link under the title."""
+    try:
+        st.page_link("views/lessons.py", label="New here? Seven short lessons show what to look for",
+                     icon=":material/school:")
+    except Exception:      # the page run on its own, outside the app's navigation
+        st.markdown("New here? [Seven short lessons](lessons) show what to look for.")
 
 
 def main():
@@ -252,6 +279,7 @@ def main():
         st.title("Explore")
         st.caption("Every gradient-aggregation method from every start point, on an analytic two-parameter "
                    "landscape.")
+        lessons_link()
         controls.sidebar(state)
     live_area()
 

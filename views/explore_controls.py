@@ -5,6 +5,7 @@ other method's hyperparameters sit in an expander generated from the method's ``
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import streamlit as st
@@ -47,21 +48,49 @@ def log_options(lo: float, hi: float, current: float, per_decade=(1, 2, 5)) -> l
 
 SAMGS_LABELS = {"gamma": "γ (similarity threshold)", "beta1": "β₁ (gradient momentum)",
                 "beta2": "β₂ (dissimilarity EMA)"}
+# Labels and help in words for settings whose spec names are terse (the spec's own help stays the CLI's)
+HP_WORDS = {
+    "samgs.gamma": ("γ (similarity threshold)",
+                    "SAM-GS equalises the task gradients (each to unit length, summed, rescaled to their mean "
+                    "length) whenever their magnitude similarity GMS = 2|g₁||g₂| / (|g₁|² + |g₂|²) falls below γ; "
+                    "otherwise it takes its momentum step. 0: never equalise; 1: almost always. The diagnostics' "
+                    "branch curve shows which fired at each step."),
+    "samgs.beta1": ("β₁ (gradient momentum)", "the momentum of SAM-GS's non-equalising step: an average of the "
+                                              "recent gradients with weight β₁ on the past."),
+    "samgs.beta2": ("β₂ (dissimilarity EMA)", "an average of (1 − GMS)² with weight β₂ on the past; the momentum "
+                                              "step is divided by its root, so it is trusted less while the "
+                                              "gradients' sizes differ."),
+    "nashmtl.stop_test": ("Published solver's stop test",
+                          "On (as published): Nash-MTL's solver keeps the previous task weights whenever they "
+                          "already solve the normalised bargaining equations to 1e-3. Off: the exact bargaining "
+                          "weights at every step. It matters in the reference pipeline only, on ridges where "
+                          "rounding decides which way a run leaves."),
+}
+PIPELINE_HELP = ("reference: as the published SAM-GS toy code (× K, norm clipping, its quirks); clean: each method "
+                 "as its own paper defines it")
 
 
-def hparam_widget(state: dict, method: str, h, container, label: str | None = None) -> None:
-    """One hyperparameter's widget from its spec (log -> select slider over 1-2-5 values)."""
+def hparam_widget(state: dict, method: str, h, container, label: str | None = None, prefix: str = W) -> None:
+    """One hyperparameter's widget from its spec (log -> select slider over 1-2-5 values; a 0/1 switch -> a
+    toggle). ``prefix``: the widget-key prefix (another page keeps its own widgets apart from Explore's)."""
     key = model.hp_key(method, h.name)
-    wk = _wk(key)
-    common.seed(wk, state[key])
-    label = label or h.name
-    if h.log:
+    wk = prefix + key
+    words, help_text = HP_WORDS.get(key, (None, h.help))
+    label = label or words or h.name
+    h = dataclasses.replace(h, help=help_text)
+    if h.integer and int(h.low) == 0 and int(h.high) == 1:          # a switch, not a scale
+        common.seed(wk, bool(state[key]))
+        value = container.toggle(label, key=wk, help=h.help)
+    elif h.log:
+        common.seed(wk, state[key])
         value = container.select_slider(label, options=log_options(h.low, h.high, state[key]), key=wk, help=h.help,
                                         format_func=lambda v: f"{v:g}")
     elif h.integer:
+        common.seed(wk, state[key])
         value = container.slider(label, min_value=int(h.low), max_value=int(h.high), step=max(1, int(h.step)),
                                  key=wk, help=h.help + (" (a new kernel per value)" if h.static else ""))
     else:
+        common.seed(wk, state[key])
         value = container.slider(label, min_value=float(h.low), max_value=float(h.high), step=float(h.step), key=wk,
                                  help=h.help, format=f"%.{_decimals(h.step)}f")
     state[key] = int(value) if h.integer else float(value)
@@ -97,6 +126,8 @@ def sidebar(state: dict) -> None:
     _methods(sb, state)
     _optimiser(sb, state, land)
     _starts(sb, state, land)
+    sb.divider()
+    config_upload(sb)
 
 
 def samgs_row(state: dict) -> None:
@@ -189,8 +220,7 @@ def _optimiser(sb, state: dict, land) -> None:
                                               f"{land.default_steps:,}"))
     common.seed(_wk("pipe"), state["pipe"])
     state["pipe"] = sb.radio("Pipeline", list(optimizers.PIPELINES), key=_wk("pipe"), horizontal=True,
-                             help="reference: as the published toy code (× K, norm clipping); "
-                                  "clean: each method as its paper defines it")
+                             help=PIPELINE_HELP)
     common.seed(_wk("seed"), int(state["seed"]))
     state["seed"] = int(sb.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=_wk("seed")))
 
@@ -241,6 +271,38 @@ def share_box(slot, state: dict) -> None:
         st.link_button("Open the teaching link", teach)
 
 
+def _on_config_upload() -> None:
+    """A config file was chosen: show the view it describes (or say why not), before any widget is drawn."""
+    import json
+    up = st.session_state.get(_wk("upload"))
+    if up is None:
+        return
+    state = st.session_state[model.STATE_KEY]
+    try:
+        data = json.loads(up.getvalue().decode("utf-8", errors="replace"))
+        new = model.state_from_config(data, state)
+    except (ValueError, KeyError) as e:
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        st.session_state["explore.notes"] = [f"Cannot open {up.name}: {msg.splitlines()[0] if msg else e}"]
+        return
+    state.clear()
+    state.update(new)
+    _forget_widgets()
+    st.session_state["explore.notes"] = [f"Opened {up.name}: the view it describes."]
+
+
+def config_upload(container) -> None:
+    """Open a config file (Explore's "Config (.json)" download, or a job config of one setting)."""
+    container.file_uploader("Open a config (.json)", type=["json"], key=_wk("upload"), on_change=_on_config_upload,
+                            help="a Config (.json) downloaded from this page, or a Benchmark job config without a "
+                                 "sweep: the view it describes opens here")
+
+
+def forget_all_widgets() -> None:
+    """Every control re-seeds from the page state on the next run."""
+    _forget_widgets()
+
+
 def forget_start_widgets() -> None:
     """After a click edited the starts: the start widgets re-seed from the page state."""
     _forget_widgets("smode", "points", "preset", "grid", "random", "rseed")
@@ -289,7 +351,11 @@ def studio_spec(name: str, tasks_text: str, bounds: tuple, presets_text: str) ->
     spec = {"name": name.strip() or "custom", "tasks": tasks,
             "bounds": [[bounds[0], bounds[1]], [bounds[2], bounds[3]]]}
     if presets_text.strip():
-        spec["presets"] = {"starts": [[float(v) for v in p.split(",")] for p in presets_text.split(";") if p.strip()]}
+        from trajectories import specs
+        parsed = specs.StartSpec.parse(presets_text, (), "presets")
+        if parsed.kind != "points":
+            raise ValueError("presets: expected points as x,y;x,y")
+        spec["presets"] = {"starts": [list(p) for p in parsed.points]}
     return spec
 
 
@@ -297,6 +363,7 @@ def _on_apply_spec() -> None:
     state = st.session_state[model.STATE_KEY]
     encoded = st.session_state.get("explore.studio_ok")
     if encoded:
+        st.session_state["explore.before_apply"] = dict(state)      # Cancel (views/prepare.py) comes back here
         st.session_state["explore.notes"] = model.change_landscape(state, model.CUSTOM, encoded) + [
             "Custom landscape applied; its Pareto set is computed numerically once and cached."]
         _forget_widgets()
@@ -329,10 +396,7 @@ def studio(sb, state: dict, land) -> None:
                 problem = expr.check(line)
                 if problem:
                     raise ValueError(f"task {i}: {problem}")
-            try:
-                new_spec = studio_spec(name, tasks, tuple(b), presets)
-            except ValueError:
-                raise ValueError("presets: expected points as x,y;x,y") from None
+            new_spec = studio_spec(name, tasks, tuple(b), presets)
             encoded = custom.encode_spec(new_spec)
             new_land = custom.from_spec(custom.decode_spec(encoded))
         except ValueError as e:

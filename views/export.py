@@ -1,6 +1,8 @@
 """The Export panel: publication files (PDF, SVG, PNG, PGF) and animations (GIF, MP4) of a page's Result.
 
-``export_panel(result, key_prefix)`` is called by the Explore and Benchmark pages under their chart. It is lazy:
+``export_panel(result, key_prefix)`` is called by the Explore and Benchmark pages under their chart. Its first choice
+is the view on screen (``view_layout``: Explore's overlay or one panel per method, in the same colours, from the same
+starts, the contour filled as on screen), then the paper figures. It is lazy:
 nothing renders until "Prepare file" is pressed; the bytes are cached on (the Result's identity, the figure
 spec), so preparing the same file again, or in another session, is instant. The file carries its spec (and the
 spec can be downloaded as JSON), so ``python -m trajectories figure --from-config SPEC.json --out FILE``
@@ -18,7 +20,8 @@ from figures import spec as figspec
 
 MIME = {"pdf": "application/pdf", "svg": "image/svg+xml", "png": "image/png", "pgf": "text/plain",
         "gif": "image/gif", "mp4": "video/mp4"}
-KIND_LABELS = {"small-multiples": "Contour + paths, one column per method", "loss-space": "Loss space + Pareto front",
+KIND_LABELS = {"view": "The view on screen", "overlay": "Every method over one contour (paper style)",
+               "small-multiples": "Contour + paths, one column per method", "loss-space": "Loss space + Pareto front",
                "basin": "Basin map (where each start ends)", "heatmap": "Sweep heatmap",
                "diagnostics": "Diagnostics over the steps"}
 
@@ -37,12 +40,25 @@ def _render(result_id: str, spec_json: str, fmt: str, _result) -> bytes:
     return figspec.render_bytes(figspec.FigureSpec.from_dict(json.loads(spec_json)), _result, fmt)
 
 
+def published_runs(result) -> int:
+    """How many runs of ``result`` have a published path (figures/published.py)."""
+    from figures import published
+    try:
+        return len(published.matches(result))
+    except (OSError, ValueError):      # the shipped data missing or damaged: no option, no error
+        return 0
+
+
 def _figure_options(kind, key, result) -> dict:
     opts = {}
     if kind == "small-multiples":
         rows = st.multiselect("Rows", ["contour", "loss"], default=["contour"], key=f"{key}_rows",
                               help="Contour + paths, and/or the same paths in loss space underneath")
         opts["rows"] = rows or ["contour"]
+        if published_runs(result):
+            if st.checkbox("Published paths", key=f"{key}_ghosts", help="the SAM-GS authors' published path under "
+                           "every run that has one (grey, dashed)"):
+                opts["ghosts"] = True
     elif kind == "heatmap":
         opts["metric"] = st.selectbox("Metric", list(paper.METRICS), key=f"{key}_metric",
                                       format_func=lambda m: paper.METRICS[m][0])
@@ -52,8 +68,10 @@ def _figure_options(kind, key, result) -> dict:
     return opts
 
 
-def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kind: str = "small-multiples") -> None:
-    """Widgets (what, format, size, DPI, animation frames and duration) -> a prepared file -> download."""
+def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kind: str = "small-multiples",
+                 view_layout: str | None = None, view_style: dict | None = None) -> None:
+    """Widgets (what, format, size, DPI, animation frames and duration) -> a prepared file -> download.
+    ``view_layout`` ("overlay" or "multiples"): the page's view, offered first as "The view on screen"."""
     key = f"{key_prefix}_export"
     if result is None or result.positions is None:
         return
@@ -61,18 +79,26 @@ def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kin
         what = st.radio("Export", ["Figure", "Animation"], horizontal=True, key=f"{key}_what")
         c1, c2, c3 = st.columns(3)
         anim = None
+        style = {}
         if what == "Figure":
-            kinds = list(paper.KINDS)
-            kind = c1.selectbox("Figure", kinds, index=kinds.index(default_kind), key=f"{key}_kind",
-                                format_func=KIND_LABELS.get)
+            kinds = (["view"] if view_layout else []) + list(paper.KINDS)
+            kind = c1.selectbox("Figure", kinds, index=0 if view_layout else kinds.index(default_kind),
+                                key=f"{key}_kind", format_func=KIND_LABELS.get)
             fmts = ["pdf", "svg", "png"] + (["pgf"] if save.latex_system() else [])
             fmt = c2.selectbox("Format", fmts, key=f"{key}_fmt", help="PDF and SVG are vector, with text kept as "
                                "text; PGF appears when LaTeX is installed")
             size = c3.selectbox("Size", list(paper.SIZES), index=1, key=f"{key}_size",
                                 format_func=lambda s: paper.SIZES[s].label)
             dpi = c3.number_input("DPI (PNG)", 72, 1200, 300, step=50, key=f"{key}_dpi", disabled=fmt != "png")
-            with c1:
-                options = _figure_options(kind, key, result)
+            if kind == "view":          # the figure on screen: its layout, colours, starts and contour
+                kind = "overlay" if view_layout == "overlay" else "small-multiples"
+                style = {"screen": True, **(view_style or {})}
+                options = {}
+                c1.caption("As on screen: " + ("every method over one contour" if kind == "overlay" else
+                                               "one panel per method") + ", the same colours and starts.")
+            else:
+                with c1:
+                    options = _figure_options(kind, key, result)
         else:
             kind, options = "small-multiples", {}
             fmt = c2.selectbox("Format", ["gif", "mp4"], key=f"{key}_afmt")
@@ -84,7 +110,7 @@ def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kin
             anim = {"frames": int(frames), "duration": float(duration)}
         try:
             spec = figspec.FigureSpec.from_result(result, kind=kind, options=options, size=size, dpi=int(dpi),
-                                                  fmt=fmt, animation=anim)
+                                                  fmt=fmt, animation=anim, style=style or None)
             spec.check(fmt)
         except ValueError as e:
             st.error(str(e))
