@@ -1,7 +1,7 @@
 """Plotly figures of benchmark jobs: basin maps, the success chart, sweep heatmaps and lines, job comparison.
 
-Inputs are a :class:`trajectories.jobs.JobResult` (basin maps) or its success table
-(``trajectories.benchmarks.success_table``), so the same figures serve the page and scripts.
+Inputs are a :class:`jobs.results.JobResult` (basin maps) or its success table
+(``jobs.benchmarks.success_table``), so the same figures serve the page and scripts.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trajectories.benchmarks import reached_mask
+from jobs.benchmarks import reached_mask
 
 from . import data, vocabulary
 from .style import OPTIMUM_COLOUR, OUTCOME_COLOURS, PARETO_COLOUR, colour

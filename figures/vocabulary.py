@@ -164,7 +164,7 @@ HEADERS = {
     "died_after": "Reached, then turned NaN or blew up",
     "median_steps_to_optimum": "Median steps to the optimum",
     "median_pareto_distance": "Median final distance to the Pareto set",
-    # per method, jobs (trajectories.benchmarks.success_table)
+    # per method, jobs (jobs.benchmarks.success_table)
     "reached": "Reached the optimum", "reached_share": "Reached the optimum (share)",
     "pareto_share": "Reached the Pareto set (share)", "median_steps": "Median steps to the optimum",
     "p90_steps": "90th-percentile steps to the optimum", "median_steps_pareto": "Median steps to the Pareto set",
@@ -246,7 +246,7 @@ def job_runs_table(frame, n_optima: int = 1):
 
 
 def success_table(table):
-    """A job's success table (``trajectories.benchmarks.success_table``) with headers in words, steps without
+    """A job's success table (``jobs.benchmarks.success_table``) with headers in words, steps without
     sentinels; the machine columns method/name are dropped (the label names the variant)."""
     out = table.drop(columns=[c for c in ("method", "name") if c in table]).copy()
     for c in STEP_COLUMNS:

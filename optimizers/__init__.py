@@ -14,40 +14,15 @@ Plugins join the registry too: files named by ``python -m trajectories run|bench
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from . import plugins
 from .base import FAMILIES, PIPELINES, Context, HParam, Method, Post  # noqa: F401
+from .builtin import ORDER, built_in  # noqa: F401  (the registry's public names)
 
-# Display order: the issue's order, which groups the families (a module not listed here sorts after them).
-ORDER = ("ls scaleinvls rlw dwa uw famo gradnorm mgda pcgrad graddrop gradvac cagrad imtlg nashmtl "
-         "alignedmtl upgrad dualproj config msi pomsi pomsi_static samgs").split()
-
-_BUILT_IN: dict[str, Method] = {}
 _MERGED: tuple = (None, {})          # (plugins.generation(), built-ins followed by plugins)
-
-
-def built_in() -> dict[str, Method]:
-    """The methods of ``optimizers/methods/``, in display order (plugins excluded)."""
-    if not _BUILT_IN:
-        package = importlib.import_module(f"{__name__}.methods")
-        found = {}
-        for info in pkgutil.iter_modules(package.__path__):
-            module = importlib.import_module(f"{package.__name__}.{info.name}")
-            if not getattr(module, "METHODS", None):
-                raise ImportError(f"optimizers/methods/{info.name}.py defines no METHODS: every module in "
-                                  f"optimizers/methods/ is a method module (helpers live in optimizers/)")
-            for m in module.METHODS:
-                found[m.key] = m
-        rank = {k: i for i, k in enumerate(ORDER)}
-        for key in sorted(found, key=lambda k: (rank.get(k, len(ORDER)), k)):
-            _BUILT_IN[key] = found[key]
-    return _BUILT_IN
 
 
 def _load() -> dict[str, Method]:
     global _MERGED
-    from . import plugins
     plugins.sync()                    # entry points once per process; GRADSCAPE_METHODS whenever it changes
     gen = plugins.generation()
     if _MERGED[0] != gen:
@@ -76,6 +51,5 @@ def by_family() -> dict[str, list[str]]:
 def load_errors() -> list[str]:
     """Why a method named by ``GRADSCAPE_METHODS`` or an entry point could not be loaded (one line each); the
     pages show these, and every other method keeps working."""
-    from . import plugins
     plugins.sync()
     return plugins.errors()

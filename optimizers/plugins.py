@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .base import Method
+from .builtin import built_in
 
 ENV = "GRADSCAPE_METHODS"
 GROUP = "gradscape.methods"
@@ -81,8 +82,7 @@ def load_files(paths) -> list[str]:
 
 def register(methods) -> None:
     """Add checked methods to the registry; a key may not take a built-in's or another origin's."""
-    import optimizers
-    builtin = optimizers.built_in()
+    builtin = built_in()
     with _LOCK:
         _register(methods, builtin)
 

@@ -20,8 +20,10 @@ from streamlit.testing.v1 import AppTest
 
 import landscapes
 from figures import vocabulary as vocab
-from trajectories import jobs, worker
-from trajectories.store import Store
+from jobs import benchmarks, worker
+from jobs.config import JobConfig
+from jobs.results import load_result
+from jobs.store import Store
 
 from plugin_examples import UNIT_MOMENTUM
 
@@ -44,7 +46,7 @@ def page(job=None):
 
 
 def run_job(store, cfg: dict) -> str:
-    job_id = jobs.create(jobs.JobConfig.from_dict(cfg), store)
+    job_id = worker.create(JobConfig.from_dict(cfg), store)
     assert worker.run_job(store, job_id) == "finished"
     return job_id
 
@@ -95,7 +97,7 @@ def died_after_hit(runs) -> np.ndarray:
 def reached_by_hand(store, job_id, landscape="one_optimum"):
     """{label: runs that reached a global minimiser}, from the stored finals: ending within 0.1 of it, or having
     come within 0.1 (the engine's hit step) before turning NaN or blowing up."""
-    frame = jobs.load_result(store, job_id).frame()
+    frame = load_result(store, job_id).frame()
     opt = landscapes.get(landscape).optima()
     out = {}
     for label, g in frame.groupby("label"):
@@ -187,7 +189,7 @@ def test_reopen_a_finished_job_by_url_with_sweep_and_compare(data):
     z = array(heat[0]["data"][0]["z"])
     assert z.shape == (3, 2)
     # each cell is the share of the 9 starts reaching the optimum for that (gamma, beta1), computed here
-    frame = jobs.load_result(store, sweep).frame()
+    frame = load_result(store, sweep).frame()
     opt = landscapes.get("one_optimum").optima()
     for i, b in enumerate([0.5, 0.7, 0.9]):
         for k, g in enumerate([0.05, 0.5]):
@@ -217,9 +219,9 @@ def test_failed_job_shows_its_partial_results(data):
 
 def test_cancel_button_stops_a_running_job(data):
     store = Store(data)
-    cfg = jobs.JobConfig.from_dict({"name": "long", "methods": ["ls"], "starts": "grid:40", "steps": 1_000_000,
+    cfg = JobConfig.from_dict({"name": "long", "methods": ["ls"], "starts": "grid:40", "steps": 1_000_000,
                                     "record_every": 10_000, "chunk_runs": 64, "early_exit": False})
-    job_id = jobs.launch(cfg, store)
+    job_id = worker.launch(cfg, store)
     wait_status(store, job_id, ("running",))
     at = page()
     assert not at.exception
@@ -250,7 +252,7 @@ def test_a_custom_landscape_job_from_the_page(data):
     assert job["config"]["landscape"] == "custom-bowls"
     job = wait_status(store, job["id"], ("finished", "failed", "cancelled"))
     assert job["status"] == "finished", job["message"]
-    frame = jobs.load_result(store, job["id"]).frame()
+    frame = load_result(store, job["id"]).frame()
     assert len(frame) == 9
     assert np.abs(frame[["final_x", "final_y"]].to_numpy()).max() < 0.05
 
@@ -320,16 +322,15 @@ def test_a_short_job_needs_no_confirmation_and_its_time_comes_from_the_measured_
     # with history in the store, the speed is the one measured on its chunks
     store = Store(data)
     job_id = run_job(store, {"methods": ["ls"], "starts": "grid:32", "steps": 2000})
-    from trajectories import benchmarks
     chunks = store.chunks(job_id)
     rate = sum((c["hi"] - c["lo"]) * c["steps_run"] for c in chunks) / sum(c["wall_s"] for c in chunks)
     assert benchmarks.measured_rates(store, ["ls"])["ls"] == pytest.approx(rate)
 
 
 def test_job_names_say_landscape_methods_steps_lr_and_sweep():
-    one = jobs.JobConfig.from_dict({"methods": ["samgs"], "starts": "grid:4", "steps": 3000})
+    one = JobConfig.from_dict({"methods": ["samgs"], "starts": "grid:4", "steps": 3000})
     assert one.title == "one_optimum · SAM-GS · grid:4 · 3 000 steps · lr 0.001"
-    two = jobs.JobConfig.from_dict({"methods": ["samgs", "ls"], "starts": "paper", "steps": 20000, "lr": [1e-3, 3e-3],
+    two = JobConfig.from_dict({"methods": ["samgs", "ls"], "starts": "paper", "steps": 20000, "lr": [1e-3, 3e-3],
                                     "sweep": {"samgs": {"gamma": [0.1, 0.5]}}, "pipeline": "clean"})
     assert two.title == ("one_optimum · 2 methods · paper · 20 000 steps · lr 0.001, 0.003 · clean · "
                          "sweep gamma (2) × lr (2)")
@@ -375,10 +376,10 @@ def test_a_view_from_explore_fills_the_form(data):
     assert at.text_input(key="bj_hparams").value == "samgs.gamma=0.3"
     cost = at.session_state["bj_cost"]
     assert cost["runs"] == 2 * 25
-    cfg = jobs.JobConfig.from_dict({**prefill, "record_every": None})
+    cfg = JobConfig.from_dict({**prefill, "record_every": None})
     at.button(key="bj_launch").click().run()
     [job] = Store(data).list_jobs()
-    made = jobs.JobConfig.from_dict(job["config"])
+    made = JobConfig.from_dict(job["config"])
     for field in ("landscape", "methods", "starts", "steps", "pipeline", "optimizer", "lr", "momentum",
                   "task_weights", "scale", "seeds", "hparams"):
         assert getattr(made, field) == getattr(cfg, field), field

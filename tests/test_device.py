@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import trajectories
-from trajectories import device, jobs
-from trajectories.__main__ import main
+from cli.main import main
+from jobs.config import JobConfig
+from trajectories import device
 
 
 def test_an_unknown_backend_is_refused_with_the_choices():
@@ -55,11 +56,11 @@ def test_auto_takes_the_devices_kernel_and_names_the_fallback_when_it_cannot(mon
 
 
 def test_a_job_config_carries_the_device_and_checks_it():
-    cfg = jobs.JobConfig.from_dict({"methods": ["ls"], "starts": "grid:2", "steps": 10})
+    cfg = JobConfig.from_dict({"methods": ["ls"], "starts": "grid:2", "steps": 10})
     assert cfg.device == "auto" and cfg.engine_config("ls", 0, [[1.0, 2.0]]).device == "auto"
-    assert jobs.JobConfig.from_dict({"methods": ["ls"], "starts": "grid:2", "steps": 10, "device": "cpu"}).device == "cpu"
+    assert JobConfig.from_dict({"methods": ["ls"], "starts": "grid:2", "steps": 10, "device": "cpu"}).device == "cpu"
     with pytest.raises(ValueError, match="^device: "):
-        jobs.JobConfig.from_dict({"methods": ["ls"], "starts": "grid:2", "steps": 10, "device": "gpu0"})
+        JobConfig.from_dict({"methods": ["ls"], "starts": "grid:2", "steps": 10, "device": "gpu0"})
 
 
 def test_the_cli_takes_a_device_and_reports_what_ran(tmp_path, capsys):

@@ -170,8 +170,11 @@ def test_save_load_round_trip(tmp_path):
     assert back.config == res.config and back.methods == res.methods
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["config"]["methods"] == ["samgs", "ls"]
-    again = back.rerun()
+    again = trajectories.run(trajectories.Config.from_dict(back.config))     # the saved config reproduces it
     np.testing.assert_array_equal(again.positions, res.positions)
+    in_memory = Result.from_bytes(res.to_bytes())                          # what a job chunk's file holds
+    np.testing.assert_array_equal(in_memory.final, res.final)
+    assert list(in_memory.outcome.ravel()) == list(res.outcome.ravel())
     frame = res.to_frame()
     assert len(frame) == 14 and set(frame["method"]) == {"samgs", "ls"}
 

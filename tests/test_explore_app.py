@@ -434,7 +434,7 @@ def test_a_downloaded_config_reopens_the_same_view():
 
 
 def test_a_job_config_of_one_setting_opens_as_a_view_and_a_sweep_is_refused():
-    from trajectories import jobs
+    from jobs import config as jobs
     from views import explore_model as model
     fresh, _ = model.read_state({})
     job = {"landscape": "one_optimum", "methods": ["samgs", "ls"], "starts": "-8,5;3,7.5", "steps": 3000,

@@ -19,8 +19,12 @@ import pytest
 
 import landscapes
 import trajectories
-from trajectories import benchmarks, jobs, metrics
-from trajectories.store import Store
+from cli import bench
+from jobs import benchmarks
+from jobs.config import JobConfig, load_config, parse_values
+from jobs.results import JobResult, load_result, variants_frame
+from jobs.store import Store
+from trajectories import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,15 +39,15 @@ def small(**kw):
 # Values and validation.
 
 def test_parse_values_forms():
-    assert jobs.parse_values("0.1, 0.5,0.9") == [0.1, 0.5, 0.9]
-    assert jobs.parse_values("lin(0, 1, 5)") == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert np.allclose(jobs.parse_values("log(1e-3, 1, 4)"), [1e-3, 1e-2, 1e-1, 1.0])
-    assert jobs.parse_values({"lin": [2, 4, 3]}) == [2.0, 3.0, 4.0]
-    assert jobs.parse_values([1, 2]) == [1, 2]
-    assert jobs.parse_values(0.3) == [0.3]
+    assert parse_values("0.1, 0.5,0.9") == [0.1, 0.5, 0.9]
+    assert parse_values("lin(0, 1, 5)") == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert np.allclose(parse_values("log(1e-3, 1, 4)"), [1e-3, 1e-2, 1e-1, 1.0])
+    assert parse_values({"lin": [2, 4, 3]}) == [2.0, 3.0, 4.0]
+    assert parse_values([1, 2]) == [1, 2]
+    assert parse_values(0.3) == [0.3]
     for bad in ("lin(0, 1)", "log(0, 1, 3)", "a, b", "lin(0, 1, 2.5)", ""):
         with pytest.raises(ValueError):
-            jobs.parse_values(bad)
+            parse_values(bad)
 
 
 @pytest.mark.parametrize("change, words", [
@@ -71,7 +75,7 @@ def test_parse_values_forms():
 ])
 def test_refused_configs_name_the_field(change, words):
     with pytest.raises(ValueError) as e:
-        jobs.JobConfig.from_dict(small(**change))
+        JobConfig.from_dict(small(**change))
     assert words in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -81,14 +85,14 @@ def test_memory_and_size_limits_refuse():
     huge = small(steps=20000, record_every=1, record=["positions", "losses", "diagnostics"],
                  sweep={"samgs": {"gamma": "lin(0, 1, 100)", "beta1": "lin(0, 0.9, 100)"}})
     with pytest.raises(ValueError, match="memory"):
-        jobs.JobConfig.from_dict(huge)
+        JobConfig.from_dict(huge)
     many = small(starts="grid:1000", seeds=list(range(30)))      # 2 methods x 30 seeds x 10^6 starts
     with pytest.raises(ValueError, match="size"):
-        jobs.JobConfig.from_dict(many)
+        JobConfig.from_dict(many)
 
 
 def test_sweep_variants_are_the_cartesian_product():
-    cfg = jobs.JobConfig.from_dict(small(sweep={"samgs": {"gamma": [0.05, 0.1, 0.5], "beta1": [0.5, 0.9]},
+    cfg = JobConfig.from_dict(small(sweep={"samgs": {"gamma": [0.05, 0.1, 0.5], "beta1": [0.5, 0.9]},
                                                 "lr": [1e-3, 3e-3]}))
     assert cfg.swept == ["gamma", "beta1", "lr"]
     vs = cfg.variants()
@@ -102,23 +106,23 @@ def test_sweep_variants_are_the_cartesian_product():
 
 
 def test_config_round_trips_through_json(tmp_path):
-    cfg = jobs.JobConfig.from_dict(small(name="x", seeds="0, 3", task_weights=[1, 2],
+    cfg = JobConfig.from_dict(small(name="x", seeds="0, 3", task_weights=[1, 2],
                                          sweep={"samgs": {"gamma": "lin(0.1, 0.3, 3)"}}))
-    again = jobs.JobConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    again = JobConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
     assert again.seeds == (0, 3) and again.task_weights == ((1.0, 2.0),)
     assert again.sweep == {"samgs": {"gamma": [0.1, 0.2, 0.3]}}
     p = tmp_path / "job.yaml"
     p.write_text("methods: [samgs, ls]\nstarts: paper\nsteps: 400\nsweep:\n  samgs: {gamma: [0.1, 0.2]}\n")
-    assert len(jobs.load_config(p).variants()) == 3
+    assert len(load_config(p).variants()) == 3
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        jobs.load_config(bad)
+        load_config(bad)
 
 
 def test_chunk_plan_covers_every_run_once_within_the_budgets():
-    cfg = jobs.JobConfig.from_dict(small(starts="grid:9", seeds=[0, 1], chunk_runs=40,
+    cfg = JobConfig.from_dict(small(starts="grid:9", seeds=[0, 1], chunk_runs=40,
                                          sweep={"samgs": {"gamma": [0.05, 0.1, 0.5]}}))
     plan = cfg.plan()
     S = 81
@@ -131,7 +135,7 @@ def test_chunk_plan_covers_every_run_once_within_the_budgets():
             seen[key] = c.idx
     assert set(seen) == {(m, seed, s) for m in ("samgs", "ls") for seed in (0, 1) for s in range(S)}
     # memory budget: with a 1 MiB budget no chunk's engine config needs more than 1 MiB (unless one start)
-    cfg2 = jobs.JobConfig.from_dict(small(starts="grid:32", steps=20000, record_every=10, chunk_mb=1))
+    cfg2 = JobConfig.from_dict(small(starts="grid:32", steps=20000, record_every=10, chunk_mb=1))
     pts = cfg2.start_points()
     for c in cfg2.plan():
         need = trajectories.estimate_bytes(cfg2.engine_config(c.method, c.seed, pts[c.lo:c.hi]))
@@ -214,11 +218,11 @@ def test_two_optima_outcomes_name_the_optimum_reached():
 
 def test_chunked_job_equals_one_unchunked_engine_call(tmp_path):
     sweep = {"samgs": {"gamma": [0.05, 0.5]}}
-    cfg = jobs.JobConfig.from_dict(small(starts="grid:5", steps=3000, chunk_runs=4, sweep=sweep))
+    cfg = JobConfig.from_dict(small(starts="grid:5", steps=3000, chunk_runs=4, sweep=sweep))
     assert len(cfg.plan()) > 5
-    store, job_id, status = benchmarks.run_headless(cfg, data=tmp_path, quiet=True)
+    store, job_id, status = bench.run_headless(cfg, data=tmp_path, quiet=True)
     assert status == "finished"
-    res = jobs.load_result(store, job_id)
+    res = load_result(store, job_id)
     assert res.complete and len(res.chunks) == len(cfg.plan())
     ref = trajectories.simulate("one_optimum", ["samgs", "ls"], "grid:5", 3000, hparams={"samgs": {"gamma": [0.05, 0.5]}},
                                 record_every=cfg.record_every, record=("positions",), early_exit=True)
@@ -233,9 +237,9 @@ def test_chunked_job_equals_one_unchunked_engine_call(tmp_path):
 
 
 def test_success_table_counts_what_the_spec_says(tmp_path):
-    cfg = jobs.JobConfig.from_dict(small(steps=20000, record_every=100))
-    store, job_id, _ = benchmarks.run_headless(cfg, data=tmp_path, quiet=True)
-    res = jobs.load_result(store, job_id)
+    cfg = JobConfig.from_dict(small(steps=20000, record_every=100))
+    store, job_id, _ = bench.run_headless(cfg, data=tmp_path, quiet=True)
+    res = load_result(store, job_id)
     table = benchmarks.success_table(res)
     land = landscapes.get("one_optimum")
     opt = land.optima()
@@ -258,7 +262,7 @@ def test_success_table_counts_what_the_spec_says(tmp_path):
 
 def _fake_result(steps_by_variant, outcomes=None):
     """A JobResult built by hand: variant v has runs whose optimum_step values are given (-1: not reached)."""
-    cfg = jobs.JobConfig.from_dict(small())
+    cfg = JobConfig.from_dict(small())
     rows = []
     for v, steps in steps_by_variant.items():
         for s, st in enumerate(steps):
@@ -267,9 +271,9 @@ def _fake_result(steps_by_variant, outcomes=None):
                          "status": "settled", "optimum_index": 0 if st >= 0 else -1,
                          "optimum_step": st, "steps_to_pareto": st, "pareto_distance": 0.0 if st >= 0 else 2.0,
                          "stationarity": 0.0, "chunk": 0})
-    variants = jobs.variants_frame(cfg, cfg.variants(), [{"method": "samgs", "wall_s": 2.0},
+    variants = variants_frame(cfg, cfg.variants(), [{"method": "samgs", "wall_s": 2.0},
                                                          {"method": "ls", "wall_s": 1.0}])
-    return jobs.JobResult("fake", cfg, variants, pd.DataFrame(rows), [], True)
+    return JobResult("fake", cfg, variants, pd.DataFrame(rows), [], True)
 
 
 def test_success_table_statistics_by_hand():
@@ -306,7 +310,7 @@ def test_cli_refuses_bad_configs_in_one_line(tmp_path, capsys):
     bad.write_text(json.dumps({"methods": ["samgs"], "starts": "50,50"}))
     for args, words in (([str(bad)], "starts"), ([str(tmp_path / "missing.yaml")], "cannot read"),
                         (["--preset", "nope"], "invalid choice"), ([], "either a config file")):
-        code = benchmarks.main(["bench", *args, "--data", str(tmp_path / "d")])
+        code = bench.main(["bench", *args, "--data", str(tmp_path / "d")])
         err = capsys.readouterr().err
         assert code != 0 and words in err and "Traceback" not in err, (args, err)
     assert Store(tmp_path / "d").list_jobs() == []                # nothing refused was recorded

@@ -278,8 +278,8 @@ def test_two_files_may_not_share_a_key(tmp_path):
 
 def test_the_cli_refuses_a_broken_method_file_with_status_2_and_one_line_naming_the_rule(tmp_path, monkeypatch,
                                                                                         capsys):
-    from trajectories import benchmarks
-    from trajectories.__main__ import entry
+    from cli import bench
+    from cli.main import entry
 
     path = write(tmp_path, "rolled.py", RULE_BREAKERS["rows independent"][0])
     monkeypatch.setattr(sys, "argv", ["trajectories", "run", "--method-file", str(path), "--methods", "ls",
@@ -287,7 +287,7 @@ def test_the_cli_refuses_a_broken_method_file_with_status_2_and_one_line_naming_
     assert entry() == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: method 'broken' breaks the contract: rows independent: run 0")
-    assert benchmarks.main(["--preset", "paper-one-optimum", "--method-file", str(path)]) == 2
+    assert bench.main(["--preset", "paper-one-optimum", "--method-file", str(path)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("bench: method 'broken' breaks the contract: rows independent")
     assert not (tmp_path / "r.npz").exists()

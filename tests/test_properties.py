@@ -52,10 +52,10 @@ JOB_FIELDS = ("name", "landscape", "methods", "starts", "steps", "pipeline", "op
 @given(st.sampled_from(JOB_FIELDS), ANY)
 def test_job_configs_accept_or_name_the_field(field, value):
     """A benchmark job config (the page's form, `bench CONFIG` files) with one arbitrary field."""
-    from trajectories import jobs
+    from jobs.config import JobConfig
     d = {"methods": ["ls"], "starts": "grid:2", "steps": 10, field: value}
     try:
-        cfg = jobs.JobConfig.from_dict(d)
+        cfg = JobConfig.from_dict(d)
     except ValueError as e:
         msg = str(e)
         alias = {"seeds": ("seed",), "methods": ("method",), "landscape": ("landscape",),

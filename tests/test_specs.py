@@ -7,7 +7,8 @@ import pytest
 
 import landscapes
 import trajectories
-from trajectories import jobs, specs
+from jobs import config as jobs
+from trajectories import specs
 from trajectories.specs import StartSpec
 
 LAND = landscapes.get("one_optimum")

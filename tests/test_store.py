@@ -1,7 +1,7 @@
 """The job store and its worker processes: the index, atomic files, reaping dead workers, a worker killed
 mid-job, cancellation, the queue, and two jobs at once.
 
-Worker tests start real ``python -m trajectories.worker`` processes (as the page does) on a private
+Worker tests start real ``python -m jobs.worker`` processes (as the page does) on a private
 data folder; expected results come from independent in-process engine calls of the same runs.
 """
 from __future__ import annotations
@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 import trajectories
-from trajectories import jobs, worker
-from trajectories.store import Store, pid_alive
+from jobs import worker
+from jobs.config import JobConfig
+from jobs.results import load_result
+from jobs.store import Store, pid_alive
 
 WAIT_S = 240
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,19 +111,19 @@ def test_pid_alive_sees_zombies_as_dead():
 
 def test_listing_survives_damaged_and_half_written_files(tmp_path):
     s = Store(tmp_path)
-    cfg = jobs.JobConfig.from_dict(cfg_dict(chunk_runs=7))      # one chunk per method
-    job_id = jobs.create(cfg, s)
+    cfg = JobConfig.from_dict(cfg_dict(chunk_runs=7))      # one chunk per method
+    job_id = worker.create(cfg, s)
     assert worker.run_job(s, job_id) == "finished"
     # a half-written chunk that was never registered, a stray temporary file and a damaged merged file
     (s.job_dir(job_id) / "chunk-00009.npz").write_bytes(b"PK\x03\x04 half")
     (s.job_dir(job_id) / ".runs.npz.123.tmp").write_bytes(b"junk")
     (s.job_dir(job_id) / "runs.npz").write_bytes(b"not an npz")
     assert [j["id"] for j in s.list_jobs()] == [job_id]
-    res = jobs.load_result(s, job_id)            # falls back to the registered chunks
+    res = load_result(s, job_id)            # falls back to the registered chunks
     assert len(res.runs) == 14 and res.complete
     # a registered chunk damaged on disk is skipped with a note, the rest still loads
     (s.job_dir(job_id) / "chunk-00001.npz").write_bytes(b"garbage")
-    res = jobs.load_result(s, job_id)
+    res = load_result(s, job_id)
     assert len(res.runs) == 7 and not res.complete and any("chunk 1" in n for n in res.notes)
 
 
@@ -130,10 +132,10 @@ def test_listing_survives_damaged_and_half_written_files(tmp_path):
 
 def test_worker_killed_mid_job_leaves_a_failed_record_with_its_chunks(tmp_path):
     s = Store(tmp_path)
-    cfg = jobs.JobConfig.from_dict(LONG)
+    cfg = JobConfig.from_dict(LONG)
     n_chunks = len(cfg.plan())
     assert n_chunks == 25
-    job_id = jobs.launch(cfg, s)
+    job_id = worker.launch(cfg, s)
     wait_for(lambda: s.get(job_id)["chunks_done"] >= 2, what="two completed chunks")
     job = s.get(job_id)
     assert job["status"] == "running" and job["chunks_done"] < n_chunks
@@ -146,7 +148,7 @@ def test_worker_killed_mid_job_leaves_a_failed_record_with_its_chunks(tmp_path):
     chunks = fresh.chunks(job_id)
     assert 2 <= len(chunks) < n_chunks
     assert [j["id"] for j in fresh.list_jobs()] == [job_id]
-    res = jobs.load_result(fresh, job_id)
+    res = load_result(fresh, job_id)
     assert not res.complete and len(res.runs) == sum(c["hi"] - c["lo"] for c in chunks)
     # what was kept is right: the same starts run directly give the same finals
     pts = cfg.start_points()
@@ -159,19 +161,19 @@ def test_worker_killed_mid_job_leaves_a_failed_record_with_its_chunks(tmp_path):
 
 def test_cancel_a_running_job_keeps_its_completed_chunks(tmp_path):
     s = Store(tmp_path)
-    cfg = jobs.JobConfig.from_dict(LONG)
-    job_id = jobs.launch(cfg, s)
+    cfg = JobConfig.from_dict(LONG)
+    job_id = worker.launch(cfg, s)
     wait_for(lambda: s.get(job_id)["chunks_done"] >= 1, what="a completed chunk")
     assert s.request_cancel(job_id) == "running"
     job = wait_for(lambda: (j := s.get(job_id))["status"] != "running" and j, what="the job to stop")
     assert job["status"] == "cancelled" and "cancelled" in job["message"]
     assert 1 <= job["chunks_done"] < len(cfg.plan())
-    assert len(jobs.load_result(s, job_id).runs) == 64 * job["chunks_done"]
+    assert len(load_result(s, job_id).runs) == 64 * job["chunks_done"]
 
 
 def test_progress_is_written_at_least_once_a_second(tmp_path):
     s = Store(tmp_path)
-    job_id = jobs.launch(jobs.JobConfig.from_dict(LONG), s)
+    job_id = worker.launch(JobConfig.from_dict(LONG), s)
     wait_for(lambda: s.get(job_id)["status"] == "running" and s.get(job_id)["rate"], what="running")
     beats, fracs = [], []
     t0 = time.time()
@@ -198,17 +200,17 @@ def test_two_jobs_at_once(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADSCAPE_MAX_JOBS", "2")
     s = Store(tmp_path)
     # no early exit: when a batch stops depends on which runs share it, and chunks are smaller batches
-    a = jobs.JobConfig.from_dict(cfg_dict(methods=["ls"], starts="grid:10", steps=20000, chunk_runs=25,
+    a = JobConfig.from_dict(cfg_dict(methods=["ls"], starts="grid:10", steps=20000, chunk_runs=25,
                                           early_exit=False))
-    b = jobs.JobConfig.from_dict(cfg_dict(methods=["samgs"], starts="grid:10", steps=20000, chunk_runs=25,
+    b = JobConfig.from_dict(cfg_dict(methods=["samgs"], starts="grid:10", steps=20000, chunk_runs=25,
                                           early_exit=False))
-    ia, ib = jobs.launch(a, s), jobs.launch(b, s)
+    ia, ib = worker.launch(a, s), worker.launch(b, s)
     wait_for(lambda: all(s.get(i)["status"] in ("finished", "failed", "cancelled") for i in (ia, ib)), what="both jobs")
     ja, jb = s.get(ia), s.get(ib)
     assert ja["status"] == jb["status"] == "finished", (ja["message"], jb["message"])
     assert ja["started"] < jb["finished"] and jb["started"] < ja["finished"]     # they ran at the same time
     for cfg, i in ((a, ia), (b, ib)):
-        res = jobs.load_result(s, i)
+        res = load_result(s, i)
         assert res.complete and len(res.runs) == 100
         got = res.runs.sort_values("start")[["final_x", "final_y"]].to_numpy()
         np.testing.assert_allclose(got, _finals(cfg)[0], atol=1e-6)
@@ -217,9 +219,9 @@ def test_two_jobs_at_once(tmp_path, monkeypatch):
 def test_queue_runs_one_job_at_a_time_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADSCAPE_MAX_JOBS", "1")
     s = Store(tmp_path)
-    ia = jobs.launch(jobs.JobConfig.from_dict({**LONG, "starts": "grid:100"}), s)    # minutes, not seconds
+    ia = worker.launch(JobConfig.from_dict({**LONG, "starts": "grid:100"}), s)    # minutes, not seconds
     wait_for(lambda: s.get(ia)["status"] == "running", what="first job running")
-    ib = jobs.launch(jobs.JobConfig.from_dict(cfg_dict()), s)
+    ib = worker.launch(JobConfig.from_dict(cfg_dict()), s)
     time.sleep(8)                                     # the second worker is up, and waits for the slot
     assert s.get(ia)["status"] == "running" and s.get(ib)["status"] == "queued"
     s.request_cancel(ia)
@@ -242,7 +244,7 @@ def _check_listing(root, job_id):
     fresh = Store(root)
     job = fresh.get(job_id)
     assert [j["id"] for j in fresh.list_jobs()] == [job_id]
-    res = jobs.load_result(fresh, job_id)
+    res = load_result(fresh, job_id)
     assert not res.notes, res.notes                     # no registered chunk is damaged or missing
     assert len(res.runs) == sum(c["hi"] - c["lo"] for c in fresh.chunks(job_id))
     return job, res
@@ -255,8 +257,8 @@ def test_disk_full_mid_job_fails_the_job_and_keeps_every_completed_chunk(tmp_pat
     if _mount_tmpfs(root, "64m"):
         try:
             s = Store(root)
-            cfg = jobs.JobConfig.from_dict({**LONG, "record_every": 1000})
-            job_id = jobs.launch(cfg, s)
+            cfg = JobConfig.from_dict({**LONG, "record_every": 1000})
+            job_id = worker.launch(cfg, s)
             wait_for(lambda: s.get(job_id)["chunks_done"] >= 2, what="two completed chunks")
             pid = s.get(job_id)["pid"]
             with open(root / "filler", "wb") as f:            # fill the disk while the job runs
@@ -277,8 +279,8 @@ def test_disk_full_mid_job_fails_the_job_and_keeps_every_completed_chunk(tmp_pat
     else:
         from trajectories.result import Result
         s = Store(root)
-        cfg = jobs.JobConfig.from_dict({**LONG, "steps": 2000, "chunk_runs": 100})
-        job_id = jobs.create(cfg, s)
+        cfg = JobConfig.from_dict({**LONG, "steps": 2000, "chunk_runs": 100})
+        job_id = worker.create(cfg, s)
         real, calls = Result.save, []
 
         def save(self, path, *a, **kw):
@@ -301,8 +303,8 @@ def test_app_restarted_during_a_job_finds_it_running_then_finished(tmp_path, mon
     progress, and later finished with every chunk."""
     from streamlit.testing.v1 import AppTest
     s = Store(tmp_path)
-    cfg = jobs.JobConfig.from_dict({**LONG, "starts": "grid:32"})        # 16 chunks, some seconds each
-    job_id = jobs.launch(cfg, s)
+    cfg = JobConfig.from_dict({**LONG, "starts": "grid:32"})        # 16 chunks, some seconds each
+    job_id = worker.launch(cfg, s)
     wait_for(lambda: s.get(job_id)["status"] == "running", what="the job to start")
     del s                                               # "the app goes away"
     monkeypatch.setenv("GRADSCAPE_DATA", str(tmp_path))

@@ -1,6 +1,10 @@
-"""The engine: run many methods x starts x settings in lock-step; results, metrics, sweeps, jobs, CLI.
+"""The engine: run many methods x starts x settings in lock-step; the Result, its metrics, start sets.
 
 ``trajectories.simulate(landscape, methods, starts, steps, ...) -> Result``.
+
+The engine only: it imports ``landscapes`` and ``optimizers`` and nothing to its right (``jobs``, ``figures``,
+``views``, ``cli``). Benchmark jobs, their store and runners live in ``jobs/``; the command line in ``cli/``
+(``__main__.py`` here is only the entry point that keeps ``python -m trajectories`` working).
 """
 from .config import Config, Variant  # noqa: F401
 from .engine import Cancelled, estimate_bytes, run, simulate  # noqa: F401

@@ -43,10 +43,10 @@ from optimizers.base import Context, clip1, norms
 
 from . import device as device_mod
 from . import kernel as kernel_mod
-from . import metrics
-from . import runners
+from . import metrics, runners
 from .config import Config
 from .kernel import build_triton
+from .result import Result
 from .runners import RUN_STATE  # noqa: F401  (the names of the per-run state the step keeps)
 
 TARGET_EPS = metrics.TARGET_EPS   # "reached an optimum": within this distance of a global minimiser (in theta)
@@ -291,8 +291,6 @@ def _runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names,
 
 
 def run(cfg: Config, *, landscape=None, backend="auto", threads=None, progress=None, cancel=None):
-    from .result import Result
-
     t_start = time.perf_counter()
     dev = device_mod.resolve_device(cfg.device)
     backend, why = device_mod.choose_backend(backend, dev)
@@ -342,7 +340,71 @@ def run(cfg: Config, *, landscape=None, backend="auto", threads=None, progress=N
     notes = {"device": device_mod.describe(dev)}
     if why:
         notes["backend_fallback"] = why
-    return Result.assemble(cfg, land, variants, outputs, steps_run=steps_run, wall_s=wall, notes=notes)
+    return _assemble(cfg, land, variants, outputs, steps_run=steps_run, wall_s=wall, notes=notes)
+
+
+def _assemble(cfg, land, variants, group_outputs, *, steps_run, wall_s, notes=None) -> Result:
+    """The Result of a run: the groups' outputs placed in their rows, each run classified (``metrics``)."""
+    M, S, K = len(variants), len(cfg.starts), land.n_tasks
+    n_rec = cfg.steps // cfg.record_every + 1
+    record_steps = np.arange(n_rec) * cfg.record_every
+    names = set()
+    for _, out, _ in group_outputs:
+        names |= {k for k in out if not k.startswith("state.")}
+    arrays = {}
+    backends, fallbacks = {}, {}
+    for grp, out, backend in group_outputs:
+        backends[grp.method.key] = backend
+        if grp.fallback:
+            fallbacks[grp.method.key] = grp.fallback
+        for k, v in out.items():
+            if k not in arrays:
+                fill = np.nan if np.issubdtype(v.dtype, np.floating) else -1
+                arrays[k] = np.full((M,) + v.shape[1:], fill, dtype=v.dtype)
+            arrays[k][grp.rows] = v
+    final = arrays.pop("state.theta").astype(np.float64)
+    diverged = arrays.pop("state.dstep").astype(np.int64)
+    nan = arrays.pop("state.dnan") > 0
+    hit = arrays.pop("state.hit").astype(np.int64)
+    lo, hi = arrays.pop("state.lo"), arrays.pop("state.hi")
+    arrays.pop("state.alive", None)
+    positions = arrays.pop("theta", None)
+    losses = arrays.pop("loss", None)
+    final_losses = np.full((M, S, K), np.nan)
+    for m, v in enumerate(variants):
+        final_losses[m] = land.losses_np(final[m], v.task_weights, cfg.scale)
+    weights = [v.task_weights for v in variants]
+    nearest, near_d = metrics.nearest_optimum(land, final, weights, cfg.scale)
+    dist = metrics.pareto_distance(land, final)
+    # an early exit stops a chunk once every run has stopped moving: they count as settled
+    settled = metrics.settled_in_tail(final, lo, hi) | (steps_run < cfg.steps)
+    status, outcome, opt_idx = metrics.classify(final_pareto_distance=dist, nearest=nearest,
+                                                nearest_distance=near_d, hit=hit, diverged_step=diverged,
+                                                nan=nan, settled=settled)
+    # reached on the very last step: the engine tests the position *before* each update
+    opt_step = np.where((opt_idx >= 0) & (hit < 0), steps_run, hit)
+    opt_step = np.where(opt_idx >= 0, opt_step, -1)
+    pos64 = positions.astype(np.float64) if positions is not None else None
+    status_step = np.where(metrics.died(status), diverged, -1)
+    calm = status == "settled"
+    status_step[calm] = metrics.settle_step(pos64, record_steps, final)[calm]
+    if pos64 is not None:
+        path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS)
+        steps_to = metrics.first_within(path_d, record_steps, metrics.PARETO_EPS)
+    else:
+        steps_to = np.where(dist <= metrics.PARETO_EPS, cfg.steps, -1)
+    stat = np.stack([metrics.stationarity(land, final[m], v.task_weights, cfg.scale)
+                     for m, v in enumerate(variants)])
+    timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
+               "run_steps": int(steps_run) * M * S}
+    if fallbacks:   # groups the kernel could not take (a Python landscape, a plugin method): why
+        timings["kernel_fallbacks"] = fallbacks
+    timings.update(notes or {})     # "device" that ran; "backend_fallback": why "auto" took a fallback
+    return Result(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
+                  record_steps=record_steps, positions=positions, losses=losses, final=final,
+                  final_losses=final_losses, diverged_step=diverged, optimum_step=opt_step,
+                  optimum_index=opt_idx, pareto_distance=dist, steps_to_pareto=steps_to, stationarity=stat,
+                  status=status, status_step=status_step, outcome=outcome, aux=arrays, timings=timings)
 
 
 def _inputs(cfg, land, grp, starts, dt, device, outer):

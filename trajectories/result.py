@@ -12,10 +12,14 @@ steps (``record_steps``), K tasks. Arrays:
   ``figures/vocabulary.py``.
 
 ``save(path)`` writes ``path`` (npz, the metadata embedded) and ``path.json`` beside it (the config);
-``Result.load(path)`` reads either form back.
+``Result.load(path)`` reads either form back; ``to_bytes()`` is the npz alone (what a job chunk's file holds).
+
+A Result is data: the engine builds it (``trajectories/engine.py``: ``run`` ends by assembling its runners'
+outputs and classifying the runs), nothing here runs a simulation.
 """
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .config import resolve_landscape
 
 ARRAYS = ("positions", "losses", "final", "final_losses", "diverged_step", "optimum_step", "optimum_index",
           "pareto_distance", "steps_to_pareto", "stationarity", "status", "status_step", "outcome",
@@ -62,7 +67,6 @@ class Result:
 
     @property
     def landscape(self):
-        from .config import resolve_landscape
         return resolve_landscape(self.config["landscape"], self.config.get("landscape_spec"))
 
     @property
@@ -70,69 +74,6 @@ class Result:
         return self.final.shape[:2]
 
     # -- construction -----------------------------------------------------------------------------
-    @classmethod
-    def assemble(cls, cfg, land, variants, group_outputs, *, steps_run, wall_s, notes=None):
-        M, S, K = len(variants), len(cfg.starts), land.n_tasks
-        n_rec = cfg.steps // cfg.record_every + 1
-        record_steps = np.arange(n_rec) * cfg.record_every
-        names = set()
-        for _, out, _ in group_outputs:
-            names |= {k for k in out if not k.startswith("state.")}
-        arrays = {}
-        backends, fallbacks = {}, {}
-        for grp, out, backend in group_outputs:
-            backends[grp.method.key] = backend
-            if grp.fallback:
-                fallbacks[grp.method.key] = grp.fallback
-            for k, v in out.items():
-                if k not in arrays:
-                    fill = np.nan if np.issubdtype(v.dtype, np.floating) else -1
-                    arrays[k] = np.full((M,) + v.shape[1:], fill, dtype=v.dtype)
-                arrays[k][grp.rows] = v
-        final = arrays.pop("state.theta").astype(np.float64)
-        diverged = arrays.pop("state.dstep").astype(np.int64)
-        nan = arrays.pop("state.dnan") > 0
-        hit = arrays.pop("state.hit").astype(np.int64)
-        lo, hi = arrays.pop("state.lo"), arrays.pop("state.hi")
-        arrays.pop("state.alive", None)
-        positions = arrays.pop("theta", None)
-        losses = arrays.pop("loss", None)
-        final_losses = np.full((M, S, K), np.nan)
-        for m, v in enumerate(variants):
-            final_losses[m] = land.losses_np(final[m], v.task_weights, cfg.scale)
-        weights = [v.task_weights for v in variants]
-        nearest, near_d = metrics.nearest_optimum(land, final, weights, cfg.scale)
-        dist = metrics.pareto_distance(land, final)
-        # an early exit stops a chunk once every run has stopped moving: they count as settled
-        settled = metrics.settled_in_tail(final, lo, hi) | (steps_run < cfg.steps)
-        status, outcome, opt_idx = metrics.classify(final_pareto_distance=dist, nearest=nearest,
-                                                    nearest_distance=near_d, hit=hit, diverged_step=diverged,
-                                                    nan=nan, settled=settled)
-        # reached on the very last step: the engine tests the position *before* each update
-        opt_step = np.where((opt_idx >= 0) & (hit < 0), steps_run, hit)
-        opt_step = np.where(opt_idx >= 0, opt_step, -1)
-        pos64 = positions.astype(np.float64) if positions is not None else None
-        status_step = np.where(metrics.died(status), diverged, -1)
-        calm = status == "settled"
-        status_step[calm] = metrics.settle_step(pos64, record_steps, final)[calm]
-        if pos64 is not None:
-            path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS)
-            steps_to = metrics.first_within(path_d, record_steps, metrics.PARETO_EPS)
-        else:
-            steps_to = np.where(dist <= metrics.PARETO_EPS, cfg.steps, -1)
-        stat = np.stack([metrics.stationarity(land, final[m], v.task_weights, cfg.scale)
-                         for m, v in enumerate(variants)])
-        timings = {"wall_s": wall_s, "steps_run": int(steps_run), "backends": backends,
-                   "run_steps": int(steps_run) * M * S}
-        if fallbacks:   # groups the kernel could not take (a Python landscape, a plugin method): why
-            timings["kernel_fallbacks"] = fallbacks
-        timings.update(notes or {})     # "device" that ran; "backend_fallback": why "auto" took a fallback
-        return cls(config=cfg.to_dict(), variants=[v.to_dict() for v in variants], starts=cfg.start_array,
-                   record_steps=record_steps, positions=positions, losses=losses, final=final,
-                   final_losses=final_losses, diverged_step=diverged, optimum_step=opt_step,
-                   optimum_index=opt_idx, pareto_distance=dist, steps_to_pareto=steps_to, stationarity=stat,
-                   status=status, status_step=status_step, outcome=outcome, aux=arrays, timings=timings)
-
     @classmethod
     def stack(cls, parts: list["Result"], config: dict) -> "Result":
         """The rows of several Results of the same starts and steps, one after the other, as one Result whose
@@ -174,15 +115,21 @@ class Result:
         return {"config": self.config, "variants": self.variants, "timings": self.timings,
                 "aux": sorted(self.aux), "format": "gradscape-result/1"}
 
+    def to_bytes(self) -> bytes:
+        """The npz file's bytes (compressed, the metadata embedded): what ``save`` writes and a job chunk holds."""
+        arrays = {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
+        arrays.update({f"aux.{k}": v for k, v in self.aux.items()})
+        arrays["__meta__"] = np.array(json.dumps(self.meta()))
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
     def save(self, path) -> Path:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        arrays = {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
-        arrays.update({f"aux.{k}": v for k, v in self.aux.items()})
-        arrays["__meta__"] = np.array(json.dumps(self.meta()))
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
+        tmp.write_bytes(self.to_bytes())
         tmp.replace(path)
         path.with_suffix(".json").write_text(json.dumps(self.meta(), indent=2, sort_keys=True))
         return path
@@ -193,19 +140,22 @@ class Result:
         if path.suffix == ".json":
             path = path.with_suffix(".npz")
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["__meta__"]))
-            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+            return cls._from_npz(z)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Result":
+        """A Result from :meth:`to_bytes`' output."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls._from_npz(z)
+
+    @classmethod
+    def _from_npz(cls, z) -> "Result":
+        meta = json.loads(str(z["__meta__"]))
+        arrays = {k: z[k] for k in z.files if k != "__meta__"}
         aux = {k[4:]: v for k, v in arrays.items() if k.startswith("aux.")}
         kw = {k: arrays.get(k) for k in ARRAYS}
         kw["status"], kw["outcome"] = metrics.upgrade(kw["status"], kw["outcome"])
         return cls(config=meta["config"], variants=meta["variants"], aux=aux, timings=meta.get("timings", {}), **kw)
-
-    def rerun(self, **overrides):
-        """Run this Result's config again (optionally changed)."""
-        from .config import Config
-        from .engine import run
-        d = dict(self.config, **overrides)
-        return run(Config.from_dict(d))
 
     # -- tables -----------------------------------------------------------------------------------
     def to_frame(self):

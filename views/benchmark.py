@@ -1,7 +1,7 @@
 """Benchmark page: launch jobs (a separate worker process each), watch them, open their results.
 
 From how much of the landscape, and for which settings, does each method reach the Pareto set, and how
-fast? Widgets -> a job config -> ``trajectories.jobs.launch`` (a worker process); the job list polls the
+fast? Widgets -> a job config -> ``jobs.worker.launch`` (a worker process); the job list polls the
 store once a second; a finished job's results are read from the store and drawn by figures.benchmark.
 """
 from __future__ import annotations
@@ -16,10 +16,12 @@ import optimizers
 
 from figures import benchmark as figs
 from figures import vocabulary as vocab
-from trajectories import benchmarks, jobs
+from jobs import benchmarks
+from jobs.config import JobConfig, differences
+from jobs.results import JobResult, load_result
+from jobs.store import ACTIVE, Store
 from views import benchmark_form as form
 from views import export
-from trajectories.store import ACTIVE, Store
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "finished": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}
@@ -35,8 +37,8 @@ def _store() -> Store:
 
 
 @st.cache_data(max_entries=12, show_spinner="Loading the job's results…")
-def _result(root: str, job_id: str, stamp) -> jobs.JobResult:
-    return jobs.load_result(Store(root, reap=False), job_id)
+def _result(root: str, job_id: str, stamp) -> JobResult:
+    return load_result(Store(root, reap=False), job_id)
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
@@ -189,13 +191,13 @@ def sweep_view(table, res, job_id: str):
 
 def compare_view(job: dict, table, all_jobs: list[dict], root: str):
     """Another job beside this one — only one whose shares mean the same thing (same landscape and starts)."""
-    me = jobs.JobConfig.from_dict(job["config"])
+    me = JobConfig.from_dict(job["config"])
     others, refused = [], []
     for j in all_jobs:
         if j["id"] == job["id"] or not (j["status"] == "finished" or j["chunks_done"]):
             continue
         try:
-            blockers, _ = jobs.differences(me, jobs.JobConfig.from_dict(j["config"]))
+            blockers, _ = differences(me, JobConfig.from_dict(j["config"]))
         except (ValueError, KeyError):
             blockers = ["a config this version cannot read"]
         (refused.append((j, blockers)) if blockers else others.append(j))
@@ -210,7 +212,7 @@ def compare_view(job: dict, table, all_jobs: list[dict], root: str):
     other_id = _picker("Compare with", [j["id"] for j in others], "compare",
                        lambda i: _job_label(next(j for j in others if j["id"] == i)))
     other = next(j for j in others if j["id"] == other_id)
-    _, diff = jobs.differences(me, jobs.JobConfig.from_dict(other["config"]))
+    _, diff = differences(me, JobConfig.from_dict(other["config"]))
     st.caption("The two jobs differ in: " + ("; ".join(diff) if diff else "nothing but their runs") + ".")
     value = st.selectbox("Value", VALUE_CHOICES, format_func=lambda v: figs.VALUE_LABELS.get(v, v), key="bv_cmp_value")
     t_other = _table(root, other["id"], _stamp(other))
@@ -232,7 +234,11 @@ def _ran_on(root: str, job_id: str) -> str:
         ran = json.loads(Store(root, reap=False).path(job_id, "ran.json").read_text())
     except (OSError, ValueError):
         return ""
-    return f" · ran on {ran.get('device') or '?'} ({', '.join(sorted(set(ran.get('backends', {}).values())))})"
+    where = f" · ran on {ran.get('device') or '?'} ({', '.join(sorted(set(ran.get('backends', {}).values())))})"
+    if ran.get("cluster"):     # a Ray job: which cluster, and on how many machines so far
+        n = ran.get("machines", 0)
+        where += f" on Ray ({ran['cluster']}{f', {n} machines' if n > 1 else ''})"
+    return where
 
 
 def _words(column: str) -> str:

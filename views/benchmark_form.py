@@ -1,7 +1,7 @@
 """The Benchmark page's "New job" form: a shipped preset or a custom job, its cost before Launch, and a prefill
 from Explore ("Benchmark this view").
 
-Widgets -> a job config dict -> ``trajectories.jobs.JobConfig`` (validation) -> its cost (``jobs.cost``, from this
+Widgets -> a job config dict -> ``jobs.config.JobConfig`` (validation) -> its cost (``jobs.config.cost``, from this
 machine's measured speed) -> Launch, which asks for a confirmation when the job would take more than
 ``CONFIRM_S``. Explore hands a view over as ``st.session_state["bench.prefill"]`` (a job config dict); the form
 seeds its widgets from it once.
@@ -9,6 +9,7 @@ seeds its widgets from it once.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import streamlit as st
@@ -17,8 +18,10 @@ import landscapes
 import optimizers
 from figures import vocabulary as vocab
 from landscapes import custom
-from trajectories import benchmarks, jobs, specs
-from trajectories.store import Store
+from jobs import benchmarks, worker
+from jobs.config import CLUSTER_ENV, JobConfig, cost, parse_cluster
+from jobs.store import Store
+from trajectories import specs
 
 CONFIRM_S = 600                  # a job longer than this asks "are you sure" before it launches
 PREFILL = "bench.prefill"
@@ -202,14 +205,14 @@ def custom_config() -> dict:
 def _calibrated(method: str, setting: str) -> float:
     """This machine's run-steps per second for ``method`` in a setting (landscape, pipeline, dtype, optimiser),
     measured once per server process."""
-    cfg = jobs.JobConfig.from_dict(json.loads(setting))
+    cfg = JobConfig.from_dict(json.loads(setting))
     return benchmarks.calibrate(cfg, method)
 
 
 MEASURE_AT_ONCE = 3             # methods measured while a form is drawn; the others are estimated from them
 
 
-def rates_for(cfg: jobs.JobConfig) -> tuple[dict, str]:
+def rates_for(cfg: JobConfig) -> tuple[dict, str]:
     """(run-steps per second per method, a note when some are estimated). A method's speed is taken from the chunks
     this machine has completed, else measured now — a few methods at a time, so that opening the page never waits
     for every kernel of every method; the rest take the median of those measured until they are measured too."""
@@ -232,10 +235,10 @@ def rates_for(cfg: jobs.JobConfig) -> tuple[dict, str]:
                    f"estimated from them)")
 
 
-def show_cost(cfg: jobs.JobConfig, key: str) -> bool:
+def show_cost(cfg: JobConfig, key: str) -> bool:
     """The job's cost in one line; for a long job a confirmation box. True when it may be launched."""
     rates, rough = rates_for(cfg)
-    c = jobs.cost(cfg, rates)
+    c = cost(cfg, rates)
     secs = c["seconds"]
     line = (f"**{c['runs']:,} runs** ({len(cfg.variants())} variant{'s' if len(cfg.variants()) != 1 else ''} × "
             f"{vocab.plural(len(cfg.seeds), 'seed')} × {len(cfg.start_points()):,} starts) × {cfg.steps:,} steps = "
@@ -252,10 +255,13 @@ def show_cost(cfg: jobs.JobConfig, key: str) -> bool:
 
 
 def launch(cfg_dict: dict):
+    cluster = st.session_state.get("bj_cluster", "").strip()
+    if cluster:
+        cfg_dict = dict(cfg_dict, cluster=cluster)
     try:
-        cfg = jobs.JobConfig.from_dict(cfg_dict)
+        cfg = JobConfig.from_dict(cfg_dict)
         plan = cfg.plan()
-        job_id = jobs.launch(cfg, _store())
+        job_id = worker.launch(cfg, _store())
     except (ValueError, KeyError) as e:
         st.error(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e), icon="⚠️")
         return
@@ -266,6 +272,21 @@ def launch(cfg_dict: dict):
     st.session_state["bench_launched"] = job_id
     st.session_state["job_pick"] = job_id
     st.toast(f"Launched {cfg.title}: {runs:,} runs in {vocab.plural(len(plan), 'engine call')}")
+
+
+def cluster_field():
+    """Where the next job runs: blank for this machine's worker (or $GRADSCAPE_RAY_ADDRESS), or a Ray cluster."""
+    default = os.environ.get(CLUSTER_ENV, "").strip()
+    st.text_input("Ray cluster", "", key="bj_cluster",
+                  placeholder=f"{default} (from {CLUSTER_ENV})" if default else "blank: this machine's worker process",
+                  help="Run the job's chunks as Ray tasks: a running cluster's HOST:PORT (or ray://HOST:PORT), or "
+                       "'local' to start a Ray instance on this machine for the job; 'none' keeps it on this "
+                       f"machine's worker{' even though ' + CLUSTER_ENV + ' is set' if default else ''}. "
+                       "The results are the same either way; the time above is this machine's.")
+    try:
+        parse_cluster(st.session_state.get("bj_cluster", ""))
+    except ValueError as e:
+        st.error(str(e), icon="⚠️")
 
 
 def launch_panel(has_jobs: bool):
@@ -280,19 +301,20 @@ def launch_panel(has_jobs: bool):
         if prefill:
             st.info("The form holds your Explore view: check the starts and steps, then launch.",
                     icon=":material/input:")
+        cluster_field()
         preset_tab, custom_tab = st.tabs(["Shipped benchmark", "Custom job"],
                                          default="Custom job" if prefill else None)
         with preset_tab:
             name = st.selectbox("Benchmark", list(benchmarks.PRESETS), key="bj_preset_name",
                                 format_func=lambda k: f"{k} — {benchmarks.PRESETS[k]['about']}")
-            ok = show_cost(jobs.JobConfig.from_dict(benchmarks.preset_config(name)), "bj_preset")
+            ok = show_cost(JobConfig.from_dict(benchmarks.preset_config(name)), "bj_preset")
             if st.button("Launch benchmark", key="bj_launch_preset", type="primary", disabled=not ok):
                 launch(benchmarks.preset_config(name))
         with custom_tab:
             ok = False
             try:
                 cfg = custom_config()
-                valid = jobs.JobConfig.from_dict(cfg)
+                valid = JobConfig.from_dict(cfg)
                 ok = show_cost(valid, "bj")
             except (ValueError, KeyError) as e:
                 cfg = None

@@ -522,7 +522,7 @@ def config_json(cfg) -> bytes:
 
 # -- views as job configs, and configs as views ------------------------------------------------------------
 def job_config(state: dict) -> dict:
-    """The Benchmark job this view describes (``trajectories.jobs`` config dict): the same landscape, methods (with
+    """The Benchmark job this view describes (``jobs.config`` config dict): the same landscape, methods (with
     the settings that differ from their defaults), starts, steps, optimiser, pipeline, weights and seed."""
     cfg = build_config(state)
     land = cfg.land
@@ -541,12 +541,12 @@ def job_config(state: dict) -> dict:
 
 def state_from_config(data: dict, state: dict) -> dict:
     """A page state showing the view a config describes: Explore's own download (``Config.to_dict``) or a job config
-    of one setting (``trajectories.jobs``). ValueError names what cannot be shown (a sweep, too many steps)."""
+    of one setting (``jobs.config``). ValueError names what cannot be shown (a sweep, too many steps)."""
     if not isinstance(data, dict):
         raise ValueError("config: expected a JSON object")
     if "seeds" in data or "sweep" in data or ("record_every" in data and "starts_spec" not in data):
-        from trajectories import jobs
-        job = jobs.JobConfig.from_dict(data)
+        from jobs.config import JobConfig
+        job = JobConfig.from_dict(data)
         if job.swept:
             raise ValueError(f"config: a sweep ({', '.join(job.swept)}) has many views; Explore shows one — open "
                              f"the job on the Benchmark page, or fix the swept settings")

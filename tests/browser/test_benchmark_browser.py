@@ -37,8 +37,8 @@ def _fill_number(page, label: str, value: int):
 
 def test_launch_watch_and_open_a_job(bench_server, page, screenshots):
     from figures import vocabulary as vocab
-    from trajectories import jobs
-    from trajectories.store import Store
+    from jobs.results import load_result
+    from jobs.store import Store
     import landscapes
 
     url, data = bench_server
@@ -77,7 +77,7 @@ def test_launch_watch_and_open_a_job(bench_server, page, screenshots):
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     H = vocab.header
     assert [r[H("label")] for r in rows] == ["SAM-GS", "LS"]             # headers in words
-    frame = jobs.load_result(store, job["id"]).frame()
+    frame = load_result(store, job["id"]).frame()
     opt = landscapes.get("one_optimum").optima()
     for r in rows:
         rows_m = frame[frame["label"] == r[H("label")]]

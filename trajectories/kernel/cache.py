@@ -51,8 +51,10 @@ def code_fingerprint(modules=(), salt: str = "") -> str:
     key = (tuple(sorted(str(f) for f in files)), salt)
     if key not in _FP_CACHE:
         h = hashlib.sha256(torch.__version__.encode() + salt.encode())
-        for f in key[0]:
-            h.update(f.encode() + Path(f).read_bytes())
+        # what the files say, not where they are: the same code in another place (a Ray worker's copy of the
+        # checkout, unpacked under a new folder for every Ray session) finds the kernels it already built
+        for name, digest in sorted((Path(f).name, hashlib.sha256(Path(f).read_bytes()).hexdigest()) for f in key[0]):
+            h.update(f"{name}:{digest};".encode())
         _FP_CACHE[key] = h.hexdigest()[:24]
     return _FP_CACHE[key]
 

@@ -1,5 +1,8 @@
-"""Benchmark jobs: a config (landscape, methods, starts, steps, seeds, sweep), its plan of engine calls
-("chunks"), and the merged per-run result of a job.
+"""A benchmark job's config (landscape, methods, starts, steps, seeds, sweep, where it runs) and its plan of
+engine calls ("chunks").
+
+The first box of ``jobs/``: it imports the engine (``trajectories``) and nothing else of ``jobs/``; the results
+table, the store, the runners and the presets build on it.
 
 A job config is a plain dict (JSON/YAML; the page builds the same dict)::
 
@@ -17,8 +20,15 @@ A job config is a plain dict (JSON/YAML; the page builds the same dict)::
       task_weights: [[1, 1], [2, 1]]
     record_every: 500                 # positions are kept every k steps (classification needs a few)
     early_exit: true                  # a chunk stops once every run has stopped moving
+    cluster: local                    # run the chunks as Ray tasks (below); leave it out for this machine's worker
 
 Sweep values: a list, ``"0.1, 0.2"``, ``"lin(A, B, N)"``, ``"log(A, B, N)"`` or ``{"lin": [A, B, N]}``.
+
+Where it runs (``cluster``): left out or ``""``, the job's chunks run in its local worker process (threads on this
+machine); ``"local"`` starts a Ray instance on this machine for the job; ``"HOST:PORT"`` (or ``"ray://HOST:PORT"``)
+connects to a running Ray cluster and runs each chunk as a Ray task (``jobs/ray_runner.py``). Where a job leaves it
+out, ``GRADSCAPE_RAY_ADDRESS`` decides when the job is recorded (:func:`resolve_cluster`); ``"none"`` keeps a job on
+the local worker even then. The results do not depend on it.
 
 Chunks: one engine call per (method, seed, range of starts); the range is as large as the memory budget
 (``chunk_mb``, measured with :func:`trajectories.estimate_bytes`) and ``chunk_runs`` allow. All variants
@@ -27,10 +37,12 @@ of a method (its sweep cells) run together in one lock-step batch within a chunk
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import math
+import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +50,11 @@ import numpy as np
 import landscapes
 import optimizers
 
-from . import specs
-from . import starts as starts_mod
-from .config import Config, resolve_landscape
-from .device import check_device_name
-from .engine import BYTES_LIMIT, estimate_bytes
+from trajectories import specs
+from trajectories import starts as starts_mod
+from trajectories.config import Config, resolve_landscape
+from trajectories.device import check_device_name
+from trajectories.engine import BYTES_LIMIT, estimate_bytes
 
 MAX_RUNS = 20_000_000          # variants x seeds x starts, per job
 MAX_SEEDS = 1000
@@ -55,8 +67,11 @@ DEFAULTS = {
     "starts": "grid:16", "steps": None, "pipeline": "reference", "optimizer": "adam", "lr": 1e-3,
     "momentum": 0.9, "seeds": [0], "hparams": {}, "sweep": {}, "record_every": None,
     "record": ["positions"], "early_exit": True, "dtype": "float32", "device": "auto", "chunk_mb": DEFAULT_CHUNK_MB,
-    "chunk_runs": DEFAULT_CHUNK_RUNS, "landscape_spec": None,
+    "chunk_runs": DEFAULT_CHUNK_RUNS, "landscape_spec": None, "cluster": "",
 }
+CLUSTER_ENV = "GRADSCAPE_RAY_ADDRESS"
+LOCAL_CLUSTER = "local"     # a Ray instance started on this machine for the job
+NO_CLUSTER = "none"         # this machine's worker process, whatever GRADSCAPE_RAY_ADDRESS says
 _ALIASES = {"seed": "seeds", "method": "methods", "start": "starts"}
 
 
@@ -103,6 +118,7 @@ class JobConfig:
     chunk_mb: float = DEFAULT_CHUNK_MB
     chunk_runs: int = DEFAULT_CHUNK_RUNS
     landscape_spec: dict | None = field(default=None, hash=False)   # a custom landscape (landscapes.custom)
+    cluster: str = ""       # "": this machine's worker; "local" or a Ray address: chunks as Ray tasks
 
     # -- parsing ---------------------------------------------------------------------------------
     @classmethod
@@ -257,7 +273,7 @@ class JobConfig:
                   hparams=hparams, sweep=sweep, record_every=rec_i, record=record,
                   early_exit=bool(c["early_exit"]), dtype=str(c["dtype"]), device=check_device_name(c["device"]),
                   chunk_mb=_positive(c["chunk_mb"], "chunk_mb"), chunk_runs=int(_positive(c["chunk_runs"], "chunk_runs")),
-                  landscape_spec=getattr(land, "spec", None) or None)
+                  landscape_spec=getattr(land, "spec", None) or None, cluster=parse_cluster(c["cluster"]))
         cfg.plan()   # validates every method's engine config, the memory and the size
         return cfg
 
@@ -269,6 +285,8 @@ class JobConfig:
         d["task_weights"] = None if not self.task_weights else [list(w) for w in self.task_weights]
         d["seeds"] = list(self.seeds)
         d["record"] = list(self.record)
+        if not self.cluster:     # a local job's config stays as it was before jobs could run on Ray
+            del d["cluster"]
         return d
 
     # -- derived ---------------------------------------------------------------------------------
@@ -410,6 +428,59 @@ def _weights(tw, K) -> tuple:
     return tuple(out)
 
 
+def parse_cluster(value) -> str:
+    """A job's ``cluster`` field, normalised: ``""`` (this machine's worker), ``"none"``, ``"local"``,
+    ``"HOST:PORT"`` or ``"ray://HOST:PORT"``; a ValueError naming the field otherwise. Whether anything answers
+    there is checked when the job runs (the job then fails with a message saying so)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"cluster: expected a Ray address such as 127.0.0.1:6379, 'local' or nothing, got {value!r}")
+    text = value.strip()
+    if text.lower() in ("", NO_CLUSTER, LOCAL_CLUSTER):
+        return text.lower()
+    host, port = split_address(text)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"ray://{where}" if text.startswith("ray://") else where
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``(host, port)`` of a Ray address ``HOST:PORT`` / ``ray://HOST:PORT`` (an IPv6 host in brackets)."""
+    text = address.strip()
+    rest = text[len("ray://"):] if text.startswith("ray://") else text
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]+):(\d{1,5})", rest)
+    if not m:
+        raise ValueError(f"cluster: {address!r} is not a Ray address (write HOST:PORT such as 127.0.0.1:6379, "
+                         f"ray://HOST:PORT, or 'local' for a Ray instance on this machine)")
+    host, port = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    if m.group(1):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"cluster: {host!r} in {address!r} is not an IPv6 address") from None
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"cluster: the port in {address!r} must be between 1 and 65535")
+    return host, int(port)
+
+
+def resolve_cluster(cfg: "JobConfig", env=None) -> "JobConfig":
+    """``cfg`` with its cluster decided for good when the job is recorded: the config's own value, else
+    ``GRADSCAPE_RAY_ADDRESS`` (validated like the field), else this machine's worker (``""``)."""
+    env = os.environ if env is None else env
+    if cfg.cluster == NO_CLUSTER:
+        return replace(cfg, cluster="")
+    if cfg.cluster:
+        return cfg
+    text = env.get(CLUSTER_ENV, "").strip()
+    if not text:
+        return cfg
+    try:
+        cluster = parse_cluster(text)
+    except ValueError as e:
+        raise ValueError(f"{CLUSTER_ENV}: {str(e).removeprefix('cluster: ')}") from None
+    return replace(cfg, cluster="" if cluster == NO_CLUSTER else cluster)
+
+
 def load_config(path) -> JobConfig:
     """A job config from a JSON or YAML file; ValueError with a one-line message when it is refused."""
     p = Path(path)
@@ -514,37 +585,8 @@ def cost(cfg: JobConfig, rates: dict) -> dict:
             "peak_bytes": max(per_chunk, default=0), "stored_bytes": sum(per_chunk)}
 
 
-# ---------------------------------------------------------------------------------------------
-# Launching.
-
-def launch(config, store=None, *, name: str | None = None) -> str:
-    """Validate ``config`` (a dict or JobConfig), record it as a queued job and start its worker process.
-    Returns the job id. Raises ValueError (a one-line message) when the config is refused."""
-    from . import worker
-    from .store import Store
-    store = store or Store()
-    cfg = config if isinstance(config, JobConfig) else JobConfig.from_dict(config)
-    job_id = create(cfg, store, name=name)
-    worker.spawn(store, job_id)
-    return job_id
-
-
-def create(cfg: JobConfig, store, *, name: str | None = None) -> str:
-    """Record ``cfg`` as a queued job (no worker started)."""
-    chunks = cfg.plan()
-    d = cfg.to_dict()
-    if name:
-        d["name"] = name
-    return store.create(d, name=d["name"] or cfg.title, chunks_total=len(chunks),
-                        total_steps=sum(c.run_steps for c in chunks))
-
-
 def dump_config(cfg: JobConfig) -> str:
     """The config as pretty JSON (for download / the CLI)."""
     buf = io.StringIO()
     json.dump(cfg.to_dict(), buf, indent=2, sort_keys=True)
     return buf.getvalue()
-
-
-# The merged results of a job live in job_results.py (re-exported here for convenience).
-from .job_results import RUN_COLUMNS, JobResult, chunk_rows, load_result, variants_frame  # noqa: E402,F401

@@ -6,12 +6,16 @@ Layout of the data folder (``GRADSCAPE_DATA``, a ``--data`` flag, or ``./gradsca
     jobs/<job id>/config.json         the job config as launched
     jobs/<job id>/chunk-0003.npz      one engine call's Result (+ .json beside it), written atomically
     jobs/<job id>/runs.npz            the merged per-run table of a finished job, written atomically
+    jobs/<job id>/ran.json            where it ran: device, backends (and the Ray cluster, for a Ray job)
     jobs/<job id>/worker.log          the worker's stdout/stderr
 
 Rules that keep the listing robust:
 
 * a file is registered in the index only after it has been fully written and renamed into place, so a
   killed worker never leaves a registered half-written file; readers skip files they cannot read;
+* a finished chunk enters the store through :meth:`Store.put_chunk` only, whichever runner computed it (the
+  local worker's threads or a Ray task): one code path, and a chunk registered twice (a retried Ray task) is
+  still one row;
 * every write to the index is one short transaction; every reader opens its own connection;
 * a job whose worker process is gone while the index says ``queued``/``running`` is marked ``failed``
   (``reap``), keeping the chunks it completed.
@@ -337,6 +341,23 @@ class Store:
                         int(steps_run)))
             n = db.execute("SELECT COUNT(*) FROM chunks WHERE job_id = ?", (job_id,)).fetchone()[0]
             db.execute("UPDATE jobs SET chunks_done = ? WHERE id = ?", (n, job_id))
+
+    def put_chunk(self, job_id: str, chunk, data: bytes, *, meta: str, wall_s: float, steps_run: int) -> Path:
+        """Store a finished chunk: ``data`` (its Result as npz bytes) is written under a temporary name, flushed
+        to disk and renamed into place, ``meta`` (JSON) beside it, and only then is the chunk registered in the
+        index. ``chunk`` is the plan's :class:`jobs.config.Chunk` (its ``idx``, ``file``, ``method``, ``seed``,
+        ``lo``, ``hi``). Returns the file's path."""
+        path = self.path(job_id, chunk.file)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        atomic_write_text(path.with_suffix(".json"), meta)
+        self.add_chunk(job_id, chunk.idx, chunk.file, method=chunk.method, seed=chunk.seed, lo=chunk.lo,
+                       hi=chunk.hi, wall_s=wall_s, steps_run=steps_run)
+        return path
 
     def chunks(self, job_id: str) -> list[dict]:
         with self._db() as db:

@@ -1,5 +1,7 @@
 """``python -m trajectories bench --speed``: the engine's speed, measured side by side in one run.
 
+Benchmark code, not the engine: it lives with the jobs (``jobs/jobspeed.py`` measures the job system itself).
+
 Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kernels unless stated):
 
 * interactive: SAM-GS x the 7 paper starts x 20 000 steps;
@@ -37,9 +39,9 @@ import optimizers
 from optimizers import outer as outer_mod
 from optimizers.base import Context, clip1
 
-from . import engine
-from .config import Config
-from .engine import simulate
+from trajectories import engine
+from trajectories.config import Config
+from trajectories.engine import simulate
 
 cpu = functools.partial(simulate, device="cpu")     # the CPU rows stay on the CPU on a machine with a GPU
 EXPLORE_DEFAULT = ["samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls"]

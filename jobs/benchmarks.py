@@ -1,4 +1,4 @@
-"""Shipped benchmarks and the success table; ``python -m trajectories bench``.
+"""Shipped benchmarks and the success table (``python -m trajectories bench``: ``cli/bench.py``).
 
 Presets (every registered method; Adam, lr 1e-3, the reference pipeline, as in the SAM-GS paper):
 
@@ -20,25 +20,19 @@ The success table, per variant (a method, or a method with one setting of a swee
   the set and then turned NaN or blew up (counted as reached);
 * ``wall_s``: the method's engine time (its chunks); sweep cells of a method share it equally.
 
-CLI::
-
-    python -m trajectories bench CONFIG.json|CONFIG.yaml [--json] [--data DIR]
-    python -m trajectories bench --preset paper-one-optimum [--json] [--data DIR]
-    python -m trajectories bench --list
-    ... [--method-file PATH]     (methods of your own: README, "Bring your own method")
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import shutil
-import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
-from .metrics import died
+from trajectories.engine import run
+from trajectories.metrics import died
+
+from .config import JobConfig
 
 PRESETS = {
     "paper-one-optimum": {
@@ -80,7 +74,6 @@ def measured_rates(store, methods=None, recent: int = 200) -> dict:
     out = {}
     for job in store.list_jobs(statuses=["finished"], limit=50):
         try:
-            from .jobs import JobConfig
             cfg = JobConfig.from_dict(job["config"])
         except Exception:    # a config an older version wrote: skip it
             continue
@@ -103,19 +96,15 @@ def measured_rates(store, methods=None, recent: int = 200) -> dict:
 def calibrate(cfg, method: str, runs: int = 1024, steps: int = 2000) -> float:
     """Run-steps per second of ``method`` in ``cfg``'s setting (landscape, pipeline, dtype, optimiser), measured
     now on a small batch after one warm-up call (which builds or loads its kernel)."""
-    import time as _time
-
-    from .engine import run
     pts = cfg.start_points()
     pts = pts[np.arange(runs) % len(pts)]
     base = cfg.engine_config(method, cfg.seeds[0], pts[:1], steps=1)
     run(base)
     ecfg = cfg.engine_config(method, cfg.seeds[0], pts, steps=steps)
-    from dataclasses import replace
     ecfg = replace(ecfg, early_exit=False, record_every=steps)
-    t = _time.perf_counter()
+    t = time.perf_counter()
     res = run(ecfg)
-    wall = _time.perf_counter() - t
+    wall = time.perf_counter() - t
     return res.timings["run_steps"] / max(wall, 1e-9)
 
 
@@ -211,139 +200,3 @@ def compare_table(table_a, table_b, name_a: str, name_b: str, values=("reached_s
     return a.join(b, how="outer").reset_index()
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI.
-
-class _Bar:
-    """A one-line terminal progress bar on stderr (plain lines every 10 % when stderr is not a terminal)."""
-
-    def __init__(self, title: str, chunks_total: int, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.title, self.chunks_total = title, chunks_total
-        self.last_decile = -1
-
-    def __call__(self, frac, rate, eta, chunks_done):
-        rate_s = f"{rate / 1e6:.1f} M run-steps/s" if rate else "starting"
-        eta_s = _duration(eta) if eta is not None else "?"
-        if self.tty:
-            width = max(10, min(40, shutil.get_terminal_size((80, 20)).columns - 70))
-            fill = int(round(frac * width))
-            line = (f"\r{self.title[:20]:20s} [{'#' * fill}{'.' * (width - fill)}] {frac * 100:5.1f}%  "
-                    f"{rate_s}  ETA {eta_s}  chunks {chunks_done}/{self.chunks_total} ")
-            self.stream.write(line)
-            self.stream.flush()
-        else:
-            d = int(frac * 10)
-            if d > self.last_decile:
-                self.last_decile = d
-                self.stream.write(f"{self.title}: {frac * 100:.0f}%  {rate_s}  ETA {eta_s}\n")
-                self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _duration(s) -> str:
-    s = max(0.0, float(s))
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{int(s // 60)}m{int(s % 60):02d}s"
-    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
-
-
-def run_headless(config, *, data=None, quiet=False, stream=None):
-    """Record ``config`` (dict or JobConfig) as a job in the store and run it in this process with a
-    progress bar; returns (store, job_id, status)."""
-    from . import jobs, worker
-    from .store import Store
-    cfg = config if isinstance(config, jobs.JobConfig) else jobs.JobConfig.from_dict(config)
-    store = Store(data)
-    job_id = jobs.create(cfg, store)
-    bar = None if quiet else _Bar(cfg.name or job_id, len(cfg.plan()), stream)
-    try:
-        # the CLI is an explicit request: it does not wait behind the page's queue
-        status = worker.run_job(store, job_id, on_progress=bar, limit=10 ** 6)
-    finally:
-        if bar:
-            bar.close()
-    return store, job_id, status
-
-
-def main(argv=None, render=None) -> int:
-    """``python -m trajectories bench CONFIG | --preset NAME [--json] [--data DIR] | --list``.
-
-    ``render(success_table) -> str``: how the table is printed (the CLI face passes the vocabulary's)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        argv = argv[1:]
-    ap = argparse.ArgumentParser(prog="python -m trajectories bench",
-                                 description="Run a benchmark job (a JSON/YAML config or a shipped preset), "
-                                             "store it, and print its success table.")
-    ap.add_argument("config", nargs="?", help="a job config file (.json, .yaml)")
-    ap.add_argument("--preset", choices=list(PRESETS), help="a shipped benchmark instead of a config file")
-    ap.add_argument("--json", action="store_true",
-                    help='print [{"method", "reached", "total", "median_steps", "wall_s"}, ...] instead of the table')
-    ap.add_argument("--data", default=None, help="the data folder (default: $GRADSCAPE_DATA or ./gradscape-data)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    ap.add_argument("--list", action="store_true", help="list the shipped presets")
-    ap.add_argument("--method-file", action="append", default=[], metavar="PATH",
-                    help="a Python file defining METHODS = (Method(...), ...): its methods join the registry after "
-                         "a contract check, so a config (or a preset's 'all') can name them (repeatable)")
-    try:
-        args = ap.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    if args.list:
-        for k, v in PRESETS.items():
-            print(f"{k:20s} {v['about']}")
-        return 0
-    if bool(args.config) == bool(args.preset):
-        print("bench: give either a config file or --preset NAME (see --list)", file=sys.stderr)
-        return 2
-    from optimizers import plugins
-
-    from . import jobs
-    try:
-        for problem in plugins.load_files(args.method_file):
-            print(f"bench: warning: {problem}", file=sys.stderr)
-        cfg = jobs.JobConfig.from_dict(preset_config(args.preset)) if args.preset else jobs.load_config(args.config)
-    except (ValueError, KeyError) as e:
-        print(f"bench: {_msg(e)}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    try:
-        store, job_id, status = run_headless(cfg, data=args.data, quiet=args.quiet)
-    except KeyboardInterrupt:
-        print("\nbench: interrupted (the job is recorded as failed)", file=sys.stderr)
-        return 130
-    except (ValueError, OSError) as e:
-        print(f"bench: {_msg(e)}", file=sys.stderr)
-        return 2
-    job = store.get(job_id)
-    if status != "finished":
-        print(f"bench: job {job_id} {status}: {job['message']}", file=sys.stderr)
-        return 1
-    result = jobs.load_result(store, job_id)
-    if args.json:
-        print(json.dumps(json_records(result)))
-    else:
-        land = result.landscape
-        print(f"{cfg.title}  (job {job_id}, {time.perf_counter() - t0:.1f} s, stored in {store.root})")
-        print(f"reached the optimum: came within 0.1 of a global minimiser of the summed loss "
-              f"({'; '.join('(%.3f, %.3f)' % tuple(p) for p in land.optima())}); reached the Pareto set: "
-              f"ended within 0.1 of it")
-        print(render(success_table(result)) if render else format_table(result))
-    return 0
-
-
-def _msg(e) -> str:
-    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
-
-
-if __name__ == "__main__":
-    sys.exit(main())

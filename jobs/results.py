@@ -1,13 +1,23 @@
 """The merged result of a benchmark job: one row per variant (method x sweep cell) and one row per run
-(variant x seed x start), built from the job's chunk files (see ``trajectories/jobs.py``)."""
+(variant x seed x start), built from the job's chunk files (the plan: ``jobs/config.py``).
+
+Reads chunk files and writes the merged table; it knows the store only as an object with ``get``, ``path``,
+``chunks`` and ``job_dir`` (``jobs/store.py`` comes after it and does not import it).
+"""
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
+
+from trajectories.result import Result
+
+from .config import JobConfig
 
 
 RUN_COLUMNS = ("variant", "seed", "start", "start_x", "start_y", "final_x", "final_y", "outcome", "status",
@@ -47,7 +57,6 @@ def chunk_rows(res, chunk, variant_ids: dict) -> dict:
 def variants_frame(cfg, variants: list[dict], chunks: list[dict]):
     """One row per variant: id, method, name, label, the swept values, settings, and wall time (its
     share of its method's chunks: the variants of a chunk run together in one batch)."""
-    import pandas as pd
     swept = cfg.swept
     per_method = {}
     for v in variants:
@@ -80,7 +89,7 @@ class JobResult:
     cancelled job (its completed chunks only)."""
 
     job_id: str
-    config: object          # trajectories.jobs.JobConfig
+    config: JobConfig
     variants: object        # pandas DataFrame
     runs: object            # pandas DataFrame
     chunks: list
@@ -103,9 +112,6 @@ class JobResult:
     def from_chunks(cls, job_id: str, cfg, chunk_records: list[dict], folder: Path,
                     complete: bool) -> "JobResult":
         """Merge the chunk files of a job (files that cannot be read are skipped with a note)."""
-        import pandas as pd
-
-        from .result import Result
         variants = cfg.variants()
         ids = {(v["method"], v["label"]): v["id"] for v in variants}
         plan = {c.idx: c for c in cfg.plan()}
@@ -153,7 +159,6 @@ class JobResult:
 
     @classmethod
     def load(cls, path) -> "JobResult":
-        import pandas as pd
         with np.load(Path(path), allow_pickle=False) as z:
             meta = json.loads(str(z["__meta__"]))
             runs = pd.DataFrame({c: z["runs." + c] for c in meta["run_columns"]})
@@ -161,14 +166,12 @@ class JobResult:
             from .metrics import upgrade
             runs["status"], runs["outcome"] = upgrade(runs["status"].to_numpy(), runs["outcome"].to_numpy())
             variants = pd.DataFrame({c: z["variants." + c] for c in meta["variant_columns"]})
-        from .jobs import JobConfig
         cfg = JobConfig.from_dict(meta["config"])
         return cls(meta["job_id"], cfg, variants, runs, meta["chunks"], meta["complete"], meta.get("notes", []))
 
     def as_result(self, seed: int | None = None):
         """The runs of one seed as a Result-like object (per-run arrays ``[variant, start]``, the variants as
         dicts) for the paper figures that need no paths: ``figures.paper`` basin maps and sweep heatmaps."""
-        from types import SimpleNamespace
         seed = self.config.seeds[0] if seed is None else int(seed)
         land = self.landscape
         pts = self.config.start_points()
@@ -225,7 +228,6 @@ def load_result(store, job_id: str) -> JobResult:
             return JobResult.load(merged)
         except Exception:   # fall back to the chunks
             pass
-    from .jobs import JobConfig
     cfg = JobConfig.from_dict(job["config"])
     return JobResult.from_chunks(job_id, cfg, store.chunks(job_id), store.job_dir(job_id),
                                  complete=job["status"] == "finished")
