@@ -11,6 +11,7 @@ The engine drives all runners alike: ``ranges`` → ``advance`` per range → ``
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 
@@ -166,18 +167,24 @@ class TritonRunner(Runner):
 
 class TorchRunner(Runner):
     backend = "torch"
+    # torch.compile traces a function with FX on its first call, and FX's "tracing now" flag is one global: a
+    # compiled function called in another thread meanwhile refuses to run ("FX to symbolically trace a
+    # dynamo-optimized function"). Compiled groups therefore call their functions one at a time.
+    _COMPILED = threading.Lock()
 
     def __init__(self, grp, flat, state, params, n_rec, cfg, compiled=False):
         super().__init__(grp, flat, state, params, n_rec, cfg)
         self.backend = "compile" if compiled else "torch"
         self.fn = torch.compile(flat, dynamic=False) if compiled else flat
+        self.guard = self._COMPILED if compiled else contextlib.nullcontext()
 
     def advance(self, lo, hi, t0, n):
         rec = self.cfg.record_every
         with torch.no_grad():
             st = self.state
             for s in range(t0, t0 + n):
-                out = self.fn(*st, *self.params)
+                with self.guard:
+                    out = self.fn(*st, *self.params)
                 if s % rec == 0 and s // rec < self.n_rec:
                     for buf, val in zip(self.records, out[self.flat.n_state:]):
                         buf[:, s // rec] = val
