@@ -10,8 +10,10 @@ setup-test:
 app: setup
 	.venv/bin/streamlit run app.py
 
+# test files run side by side on WORKERS processes (pytest-xdist; one file stays in one process)
+WORKERS ?= 2
 test: setup-test
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n $(WORKERS) --dist loadfile
 
 test-fast: setup
 	.venv/bin/python -m pytest -q -m "not slow and not browser"
