@@ -18,8 +18,8 @@ import sys
 import time
 from dataclasses import replace
 
-from jobs import worker
 from figures import vocabulary
+from jobs import worker
 from jobs.benchmarks import PRESETS, json_records, preset_config, success_table
 from jobs.config import CLUSTER_ENV, NO_CLUSTER, JobConfig, load_config, parse_cluster, resolve_cluster
 from jobs.results import load_result
@@ -38,7 +38,7 @@ class _Bar:
 
     def __call__(self, frac, rate, eta, chunks_done):
         rate_s = f"{rate / 1e6:.1f} M run-steps/s" if rate else "starting"
-        eta_s = _duration(eta) if eta is not None else "?"
+        eta_s = vocabulary.duration(eta) if eta is not None else "?"
         if self.tty:
             width = max(10, min(40, shutil.get_terminal_size((80, 20)).columns - 70))
             fill = int(round(frac * width))
@@ -57,15 +57,6 @@ class _Bar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _duration(s) -> str:
-    s = max(0.0, float(s))
-    if s < 60:
-        return f"{s:.0f}s"
-    if s < 3600:
-        return f"{int(s // 60)}m{int(s % 60):02d}s"
-    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
 def run_headless(config, *, data=None, quiet=False, stream=None):

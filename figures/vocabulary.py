@@ -150,6 +150,18 @@ def count(n: int, total: int) -> str:
     return f"{int(n)}/{int(total)}"
 
 
+def duration(s) -> str:
+    """"42 s", "3 min 05 s", "2 h 10 min"; "–" for None or a value that is not a finite number."""
+    if s is None or not math.isfinite(float(s)):
+        return MISSING
+    s = round(max(0.0, float(s)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 def plural(n: int, one: str, many: str | None = None) -> str:
     """"1 method", "3 methods"."""
     return f"{n:,} {one if n == 1 else (many or one + 's')}"

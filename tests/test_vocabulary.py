@@ -64,3 +64,10 @@ def test_the_cli_table_prints_words_and_dashes():
                            "blowup": 0, "nan": 0, "died_after": 0, "wall_s": 0.1}])
     text = vocab.text_table(table)
     assert "reached the optimum" in text and "0/7" in text and vocab.MISSING in text and "-1" not in text
+
+
+def test_durations_read_in_the_largest_units_that_fit():
+    assert [vocab.duration(s) for s in (0, 42.4, 59.6, 60, 185, 3599, 3600, 7830)] == \
+        ["0 s", "42 s", "1 min 00 s", "1 min 00 s", "3 min 05 s", "59 min 59 s", "1 h 00 min", "2 h 10 min"]
+    assert vocab.duration(None) == vocab.duration(float("nan")) == vocab.MISSING
+    assert vocab.duration(-3) == "0 s"

@@ -1,4 +1,5 @@
-"""Static files the browser needs besides Streamlit's own: Plotly.js for the live map.
+"""Static files the browser needs besides Streamlit's own: Plotly.js for the live map, and the loader of our
+custom components' frontends (static/gradscape/).
 
 Plotly.js comes from the installed plotly package (the version the Python figures are built for) and is gzipped
 once into ``static/vendor/plotly.min.js.gz`` (not committed; set-up runs ``python -m views.assets``, and the live
@@ -9,6 +10,7 @@ of server CPU each. The browser inflates it (``DecompressionStream``, static/gra
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +19,21 @@ import plotly
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 PLOTLY_GZ = STATIC / "vendor" / "plotly.min.js.gz"
+FRONTEND = STATIC / "gradscape"
+
+
+def component_js(module: str) -> str:
+    """The inline script of a custom component (v2) whose frontend is ``static/gradscape/<module>``: it imports
+    the module and calls its ``render(args)``. The module's URL carries a hash of the frontend's files, so a
+    browser never runs a stale copy."""
+    version = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(FRONTEND.glob("*.js")))).hexdigest()[:12]
+    return ("export default function (args) {\n"
+            f"  const url = new URL('app/static/gradscape/{module}?v={version}', document.baseURI).href;\n"
+            "  let cleanup = null, gone = false;\n"
+            "  import(url).then((m) => { if (!gone) cleanup = m.render(args); })\n"
+            "    .catch((e) => { args.parentElement.dataset.error = String(e); console.error(e); });\n"
+            "  return () => { gone = true; if (cleanup) cleanup(); };\n"
+            "}\n")
 
 
 def ensure_assets() -> Path:

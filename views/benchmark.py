@@ -7,7 +7,6 @@ store once a second; a finished job's results are read from the store and drawn 
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import streamlit as st
@@ -55,15 +54,9 @@ def _stamp(job: dict):
     return (job["status"], job["chunks_done"], job["finished"])
 
 
-def _duration(s) -> str:
-    if s is None or (isinstance(s, float) and not math.isfinite(s)):
-        return "–"
-    return form.duration(s)
-
-
 def _rate(r) -> str:
     if not r:
-        return "–"
+        return vocab.MISSING
     return f"{r / 1e6:.2f} M run-steps/s" if r >= 1e5 else f"{r:,.0f} run-steps/s"
 
 
@@ -122,9 +115,9 @@ def _job_list():
     rows = [{"job": j["name"], "status": j["status"],
              "progress": j["fraction"] if j["status"] != "finished" else 1.0,
              "speed": _rate(j["rate"]) if j["status"] == "running" else "",
-             "time left": _duration(j["eta_s"]) if j["status"] == "running" else "",
+             "time left": vocab.duration(j["eta_s"]) if j["status"] == "running" else "",
              "chunks": f"{j['chunks_done']}/{j['chunks_total']}",
-             "wall": _duration(j["wall_s"]) if j["wall_s"] else "",
+             "wall": vocab.duration(j["wall_s"]) if j["wall_s"] else "",
              "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j["created"])),
              "message": j["message"], "id": j["id"]} for j in all_jobs]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="bench_jobs_table",
@@ -134,7 +127,7 @@ def _job_list():
         if j["status"] in ACTIVE:
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
             info = (f"**{j['name']}** · {j['status']} · {j['fraction']:.0%} · {_rate(j['rate'])} · "
-                    f"time left {_duration(j['eta_s'])}" if j["status"] == "running"
+                    f"time left {vocab.duration(j['eta_s'])}" if j["status"] == "running"
                     else f"**{j['name']}** · queued (waiting for a free worker slot)")
             c1.progress(min(max(j["fraction"], 0.0), 1.0), text=info)
             if j["cancel"]:
@@ -256,10 +249,10 @@ def _status_text(job: dict) -> tuple[str, str]:
     if status == "running" and job["chunks_total"] and job["chunks_done"] >= job["chunks_total"]:
         return "finishing", "every chunk is done; merging the results"
     if status == "running":
-        return status, f"{job['fraction']:.0%} · {_rate(job['rate'])} · time left {_duration(job['eta_s'])}"
+        return status, f"{job['fraction']:.0%} · {_rate(job['rate'])} · time left {vocab.duration(job['eta_s'])}"
     if status == "queued":
         return status, "waiting for a free worker slot"
-    return status, (f"wall {_duration(job['wall_s'])}" if job["wall_s"] else "")
+    return status, (f"wall {vocab.duration(job['wall_s'])}" if job["wall_s"] else "")
 
 
 def _live_status(job_id: str, shown: tuple):

@@ -34,17 +34,6 @@ def _store() -> Store:
     return Store()
 
 
-def duration(s) -> str:
-    if s is None:
-        return "–"
-    s = max(0.0, float(s))
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60):02d} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-
-
 def size(b: float) -> str:
     for unit, k in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
         if b >= k:
@@ -243,14 +232,14 @@ def show_cost(cfg: JobConfig, key: str) -> bool:
     line = (f"**{c['runs']:,} runs** ({len(cfg.variants())} variant{'s' if len(cfg.variants()) != 1 else ''} × "
             f"{vocab.plural(len(cfg.seeds), 'seed')} × {len(cfg.start_points()):,} starts) × {cfg.steps:,} steps = "
             f"**{vocab.big(c['run_steps'])} run-steps**, in {vocab.plural(c['chunks'], 'engine call')}; about "
-            f"**{duration(secs)}** on this machine{rough}" + (" (less if runs stop early)" if cfg.early_exit else "") +
+            f"**{vocab.duration(secs)}** on this machine{rough}" + (" (less if runs stop early)" if cfg.early_exit else "") +
             f"; memory up to {size(c['peak_bytes'])} per engine call, about {size(c['stored_bytes'])} of results.")
     st.caption(line)
     st.session_state[f"{key}_cost"] = c
     if secs is not None and secs > CONFIRM_S:
-        st.warning(f"This job would take about {duration(secs)} here. Fewer starts, methods or steps make it "
+        st.warning(f"This job would take about {vocab.duration(secs)} here. Fewer starts, methods or steps make it "
                    f"shorter; it runs in the background and can be cancelled.", icon=":material/schedule:")
-        return st.checkbox(f"Yes, run it for about {duration(secs)}", key=f"{key}_confirm")
+        return st.checkbox(f"Yes, run it for about {vocab.duration(secs)}", key=f"{key}_confirm")
     return True
 
 

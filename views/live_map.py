@@ -6,9 +6,10 @@ pieces this browser does not hold yet (figures/live.py), animates in the browser
 across runs. It is still a Plotly chart (``.js-plotly-plot``): the toolbar, the camera export and the tests work
 on it as before.
 
-Files: the frontend is ``static/gradscape/live_map.js`` (ours) and Plotly.js from the installed plotly package
-(views/assets.py), both served by Streamlit's static file serving (``.streamlit/config.toml``). The component
-itself is a tiny inline loader of the frontend.
+Files: the frontend is ``static/gradscape/live_map.js`` (ours; ``plotly.js`` beside it loads Plotly.js, shared with
+the playground) and Plotly.js from the installed plotly package (views/assets.py), both served by Streamlit's
+static file serving (``.streamlit/config.toml``). The component itself is a tiny inline loader of the frontend
+(``assets.component_js``).
 
 Per session, ``st.session_state[f"{key}.sent"]`` holds the pieces already sent to this browser. A browser that
 lost one (its cache evicted it) sends a "missing" event and gets everything again; a click on the map sends a
@@ -16,30 +17,14 @@ lost one (its cache evicted it) sends a "missing" event and gets everything agai
 """
 from __future__ import annotations
 
-import hashlib
-
 import streamlit as st
 
 from figures import live
 from views import assets
 
-FRONTEND = assets.STATIC / "gradscape" / "live_map.js"
-
-
-def _loader() -> str:
-    # The version in the module's URL changes with its content, so a browser never runs a stale copy.
-    version = hashlib.sha1(FRONTEND.read_bytes()).hexdigest()[:12]
-    return ("export default function (args) {\n"
-            f"  const url = new URL('app/static/gradscape/live_map.js?v={version}', document.baseURI).href;\n"
-            "  let cleanup = null, gone = false;\n"
-            "  import(url).then((m) => { if (!gone) cleanup = m.render(args); })\n"
-            "    .catch((e) => { args.parentElement.dataset.error = String(e); console.error(e); });\n"
-            "  return () => { gone = true; if (cleanup) cleanup(); };\n"
-            "}\n")
-
-
 assets.ensure_assets()
-_COMPONENT = st.components.v2.component("gradscape_live_map", js=_loader(), isolate_styles=False)
+_COMPONENT = st.components.v2.component("gradscape_live_map", js=assets.component_js("live_map.js"),
+                                         isolate_styles=False)
 
 
 def _sent(key: str) -> set:

@@ -8,29 +8,15 @@ test without a browser can drive); dragging is the enhancement.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 
 import streamlit as st
 
 from views import assets
 
-FRONTEND = assets.STATIC / "gradscape" / "playground.js"
-
-
-def _loader() -> str:
-    version = hashlib.sha1(FRONTEND.read_bytes()).hexdigest()[:12]
-    return ("export default function (args) {\n"
-            f"  const url = new URL('app/static/gradscape/playground.js?v={version}', document.baseURI).href;\n"
-            "  let cleanup = null, gone = false;\n"
-            "  import(url).then((m) => { if (!gone) cleanup = m.render(args); })\n"
-            "    .catch((e) => { args.parentElement.dataset.error = String(e); console.error(e); });\n"
-            "  return () => { gone = true; if (cleanup) cleanup(); };\n"
-            "}\n")
-
-
 assets.ensure_assets()
-_COMPONENT = st.components.v2.component("gradscape_playground", js=_loader(), isolate_styles=False)
+_COMPONENT = st.components.v2.component("gradscape_playground", js=assets.component_js("playground.js"),
+                                         isolate_styles=False)
 
 
 def drag_of(key: str) -> tuple[int, float, float] | None:

@@ -10,35 +10,13 @@
 // and the toolbar's camera exports the map without the controls. Legend isolation (a double click) survives
 // new data: visibility is carried over by trace uid.
 
+import { loadPlotly } from "./plotly.js";
+
 const PIECES = (window.__gradscapePieces = window.__gradscapePieces || new Map());
 const DRAWS = (window.__gradscapeDraws = window.__gradscapeDraws || []);
 const MAX_CACHE_BYTES = 256 * 2 ** 20;
 const TYPES = { f4: Float32Array, u1: Uint8Array };
 const FRAME_MS = 70;
-
-// Plotly.js comes gzipped (views/live_map.py says why) and is inflated here, then run as a script.
-async function fetchPlotly() {
-  const url = new URL("app/static/vendor/plotly.min.js.gz", document.baseURI).href;
-  const res = await fetch(url);
-  if (!res.ok) throw new Error("could not load Plotly.js from " + url + " (" + res.status + ")");
-  const text = await new Response(res.body.pipeThrough(new DecompressionStream("gzip"))).text();
-  const src = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
-  await new Promise((resolve, reject) => {
-    const s = document.createElement("script");
-    s.src = src;
-    s.onload = resolve;
-    s.onerror = () => reject(new Error("Plotly.js did not run"));
-    document.head.appendChild(s);
-  });
-  URL.revokeObjectURL(src);
-  return window.Plotly;
-}
-
-function loadPlotly() {
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (!window.__gradscapePlotly) window.__gradscapePlotly = fetchPlotly();
-  return window.__gradscapePlotly;
-}
 
 // -- the frame -------------------------------------------------------------------------------------
 function decode(u8) {

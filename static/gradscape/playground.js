@@ -7,28 +7,7 @@
 // {k, x, y, n}. The page moves the vector, recomputes every method's first step and sends a new figure.
 // (st.plotly_chart reports selections only, never relayouts: a drag could not reach Python through it.)
 
-async function fetchPlotly() {
-  const url = new URL("app/static/vendor/plotly.min.js.gz", document.baseURI).href;
-  const res = await fetch(url);
-  if (!res.ok) throw new Error("could not load Plotly.js from " + url + " (" + res.status + ")");
-  const text = await new Response(res.body.pipeThrough(new DecompressionStream("gzip"))).text();
-  const src = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
-  await new Promise((resolve, reject) => {
-    const s = document.createElement("script");
-    s.src = src;
-    s.onload = resolve;
-    s.onerror = () => reject(new Error("Plotly.js did not run"));
-    document.head.appendChild(s);
-  });
-  URL.revokeObjectURL(src);
-  return window.Plotly;
-}
-
-function loadPlotly() {     // shared with the live map: one download per page
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (!window.__gradscapePlotly) window.__gradscapePlotly = fetchPlotly();
-  return window.__gradscapePlotly;
-}
+import { loadPlotly } from "./plotly.js";     // shared with the live map: one download per page
 
 class Playground {
   constructor(root) {
