@@ -1,6 +1,12 @@
 """Static files the browser needs besides Streamlit's own: Plotly.js for the live map, and the loader of our
 custom components' frontends (static/gradscape/).
 
+Two Plotly.js bundles are served from ``static/vendor/``: the full one, and the cartesian one (contour, scatter,
+heatmap, ...: a third of the size) that draws every figure without WebGL or 3-D — the default map, the
+playground, a first visit — while the full one is fetched only for a figure that needs it
+(static/gradscape/plotly.js). The cartesian bundle is committed (``static/plotly/``, from npm) and served only
+while its plotly.js version is the installed package's; otherwise it is removed and the page takes the full one.
+
 Plotly.js comes from the installed plotly package (the version the Python figures are built for) and is gzipped
 once into ``static/vendor/plotly.min.js.gz`` (not committed; set-up runs ``python -m views.assets``, and the live
 map runs :func:`ensure_assets` again in case a plotly upgrade changed it). Served as ``application/gzip`` the file
@@ -16,9 +22,12 @@ import shutil
 from pathlib import Path
 
 import plotly
+from plotly.offline import get_plotlyjs_version
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 PLOTLY_GZ = STATIC / "vendor" / "plotly.min.js.gz"
+CARTESIAN_GZ = STATIC / "vendor" / "plotly-cartesian.min.js.gz"
+CARTESIAN_SRC = STATIC / "plotly" / "plotly-cartesian-{version}.min.js.gz"
 FRONTEND = STATIC / "gradscape"
 
 
@@ -37,18 +46,26 @@ def component_js(module: str) -> str:
 
 
 def ensure_assets() -> Path:
-    """Gzip Plotly.js next to our frontend, once per install or upgrade (a stamp records the source's size and
-    time). Returns the archive's path."""
+    """Gzip Plotly.js next to our frontend and put the matching cartesian bundle beside it, once per install or
+    upgrade (a stamp records the source's size and time). Returns the full archive's path."""
     src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     stamp = f"{src.stat().st_size}-{int(src.stat().st_mtime)}"
     mark = PLOTLY_GZ.with_suffix(".stamp")
-    if PLOTLY_GZ.exists() and mark.exists() and mark.read_text() == stamp:
+    cartesian = Path(str(CARTESIAN_SRC).format(version=get_plotlyjs_version()))
+    fresh = PLOTLY_GZ.exists() and mark.exists() and mark.read_text() == stamp
+    if fresh and CARTESIAN_GZ.exists() == cartesian.exists():
         return PLOTLY_GZ
     PLOTLY_GZ.parent.mkdir(parents=True, exist_ok=True)
     tmp = PLOTLY_GZ.with_name(f"{PLOTLY_GZ.name}.{os.getpid()}.tmp")
     with open(src, "rb") as f_in, gzip.GzipFile(tmp, "wb", compresslevel=9, mtime=0) as f_out:
         shutil.copyfileobj(f_in, f_out)
     tmp.replace(PLOTLY_GZ)       # atomic: two servers starting at once never serve half a file
+    if cartesian.exists():
+        tmp = CARTESIAN_GZ.with_name(f"{CARTESIAN_GZ.name}.{os.getpid()}.tmp")
+        shutil.copyfile(cartesian, tmp)
+        tmp.replace(CARTESIAN_GZ)
+    else:                        # another plotly.js: the page falls back to the full bundle
+        CARTESIAN_GZ.unlink(missing_ok=True)
     mark.write_text(stamp)
     return PLOTLY_GZ
 

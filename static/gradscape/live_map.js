@@ -10,7 +10,7 @@
 // and the toolbar's camera exports the map without the controls. Legend isolation (a double click) survives
 // new data: visibility is carried over by trace uid.
 
-import { loadPlotly } from "./plotly.js";
+import { cartesianDraws, loadPlotly } from "./plotly.js";
 
 const PIECES = (window.__gradscapePieces = window.__gradscapePieces || new Map());
 const DRAWS = (window.__gradscapeDraws = window.__gradscapeDraws || []);
@@ -121,7 +121,9 @@ class LiveMap {
     }
     evict(new Set(header.uses));
     const waited = performance.now();
-    const Plotly = await loadPlotly();
+    const types = header.figure.data.map((t) => t.type);
+    // the bundle that drew this map so far, unless this figure needs the full one (WebGL, 3-D)
+    const Plotly = this.P && (this.P.gradscapeFull || cartesianDraws(types)) ? this.P : await loadPlotly(types);
     const plotlyMs = performance.now() - waited;
     this.header = header;
     const fig = substitute(header.figure);
@@ -130,9 +132,14 @@ class LiveMap {
     this.header = header;
     this.meta = header.meta || {};
     const reactStart = performance.now();
+    if (this.P && this.P !== Plotly) {      // drawn by the cartesian bundle until now: the full one starts afresh
+      this.P.purge(this.plot);
+      this.hooked = false;
+    }
+    this.P = Plotly;
     await Plotly.react(this.plot, fig.data, fig.layout, header.config || {});
     const reactMs = performance.now() - reactStart;
-    if (!this.hooked) this.hook(Plotly);
+    if (!this.hooked) this.hook();
     this.setupPlayback(header.playback);
     this.root.dataset.ready = String((+this.root.dataset.ready || 0) + 1);
     // for the page benchmarks (tools/explore_bench.py): when each frame was drawn, its size, its drawing time
@@ -167,7 +174,7 @@ class LiveMap {
     }
   }
 
-  hook(Plotly) {
+  hook() {                  // the plot's events (again after a purge), and the page's width once
     this.hooked = true;
     this.plot.on("plotly_afterplot", () => this.draw());
     this.plot.on("plotly_click", (ev) => {
@@ -181,11 +188,12 @@ class LiveMap {
       this.clicks += 1;
       this.setTrigger("click", { x, y, n: this.clicks });
     });
+    if (this.resize) return;
     this.resize = new ResizeObserver(() => {
       if (!this.header || !this.plot.layout) return;
       const lay = { ...this.plot.layout };
       this.fitWidth(lay);
-      if (lay.width !== this.plot.layout.width) Plotly.relayout(this.plot, { width: lay.width, height: lay.height });
+      if (lay.width !== this.plot.layout.width) this.P.relayout(this.plot, { width: lay.width, height: lay.height });
       else this.draw();
     });
     this.resize.observe(this.root);
@@ -287,7 +295,7 @@ class LiveMap {
   destroy() {
     this.pause();
     if (this.resize) this.resize.disconnect();
-    if (window.Plotly && this.plot) window.Plotly.purge(this.plot);
+    if (this.P && this.plot) this.P.purge(this.plot);
   }
 }
 

@@ -22,7 +22,7 @@ class Playground {
   async update(text, setTrigger) {
     this.setTrigger = setTrigger;
     const { figure, config } = JSON.parse(text);
-    const Plotly = await loadPlotly();
+    const Plotly = (this.P = await loadPlotly());
     await Plotly.react(this.plot, figure.data, figure.layout, config || {});
     if (!this.hooked) {
       this.hooked = true;
@@ -46,7 +46,7 @@ class Playground {
   }
 
   destroy() {
-    if (window.Plotly && this.plot) window.Plotly.purge(this.plot);
+    if (this.P && this.plot) this.P.purge(this.plot);
   }
 }
 

@@ -1,7 +1,20 @@
-// Plotly.js for the live map and the playground: one download per page, shared through window.__gradscapePlotly.
-// It comes gzipped (views/assets.py says why) and is inflated here, then run as a script.
-async function fetchPlotly() {
-  const url = new URL("app/static/vendor/plotly.min.js.gz", document.baseURI).href;
+// Plotly.js for the live map and the playground, loaded once per page and shared.
+//
+// Two bundles (views/assets.py): the cartesian one (contour, scatter, heatmap, ...; 0.5 MB gzipped) draws every
+// figure without WebGL or 3-D, the full one (1.5 MB) the rest. A figure asks for what its trace types need; the
+// cartesian bundle is tried first and the full one taken when it is missing (another plotly.js installed). Each
+// bundle is a UMD script that sets window.Plotly, so they run one after the other and each instance is kept as
+// it was when its script ran. They come gzipped (the web server would otherwise compress 4.8 MB for every new
+// browser) and are inflated here.
+
+const CARTESIAN_TYPES = new Set(["bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
+                                 "image", "pie", "scatter", "scatterternary", "violin"]);
+const FULL = "app/static/vendor/plotly.min.js.gz";
+const CARTESIAN = "app/static/vendor/plotly-cartesian.min.js.gz";
+const STATE = (window.__gradscapePlotlyBundles = window.__gradscapePlotlyBundles || { loaded: new Map(), queue: Promise.resolve() });
+
+async function fetchAndRun(path) {
+  const url = new URL(path, document.baseURI).href;
   const res = await fetch(url);
   if (!res.ok) throw new Error("could not load Plotly.js from " + url + " (" + res.status + ")");
   const text = await new Response(res.body.pipeThrough(new DecompressionStream("gzip"))).text();
@@ -14,11 +27,27 @@ async function fetchPlotly() {
     document.head.appendChild(s);
   });
   URL.revokeObjectURL(src);
-  return window.Plotly;
+  const Plotly = window.Plotly;
+  Plotly.gradscapeFull = path === FULL;
+  return Plotly;
 }
 
-export function loadPlotly() {
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (!window.__gradscapePlotly) window.__gradscapePlotly = fetchPlotly();
-  return window.__gradscapePlotly;
+function load(path) {
+  if (!STATE.loaded.has(path)) {
+    const p = STATE.queue.then(() => fetchAndRun(path));
+    STATE.queue = p.catch(() => undefined);
+    STATE.loaded.set(path, p);
+  }
+  return STATE.loaded.get(path);
+}
+
+// Whether the cartesian bundle can draw traces of these types (a trace without a type is a scatter).
+export function cartesianDraws(types) {
+  return types.every((t) => CARTESIAN_TYPES.has(t || "scatter"));
+}
+
+// The Plotly.js instance for a figure whose traces have these types (none given: the cartesian one will do).
+export function loadPlotly(types = []) {
+  if (!cartesianDraws(types)) return load(FULL);
+  return load(CARTESIAN).catch(() => load(FULL));
 }
