@@ -153,23 +153,11 @@ class JobConfig:
         if len(set(methods)) != len(methods):
             raise ValueError("methods: a method is listed twice")
         steps = c["steps"] if c["steps"] is not None else land.default_steps
-        if isinstance(steps, bool):
-            raise ValueError(f"steps: expected a whole number, got {steps!r}")
-        try:
-            steps_i = int(steps)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"steps: expected a whole number, got {steps!r}") from None
-        if steps_i != float(steps) or steps_i < 1:
-            raise ValueError(f"steps: expected a whole number >= 1, got {steps!r}")
+        steps_i = specs.number(steps, "steps", lo=1, integer=True)
         rec = c["record_every"]
         if rec is None:
             rec = max(1, min(500, steps_i // 40))
-        try:
-            rec_i = int(rec)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"record_every: expected a whole number, got {rec!r}") from None
-        if rec_i != float(rec) or rec_i < 1:
-            raise ValueError(f"record_every: expected a whole number >= 1, got {rec!r}")
+        rec_i = specs.number(rec, "record_every", lo=1, integer=True)
         seeds = c["seeds"]
         if isinstance(seeds, str):
             seeds = parse_values(seeds, "seeds")

@@ -47,7 +47,6 @@ from . import metrics, runners
 from .config import Config
 from .kernel import build_triton
 from .result import Result
-from .runners import RUN_STATE  # noqa: F401  (the names of the per-run state the step keeps)
 
 TARGET_EPS = metrics.TARGET_EPS   # "reached an optimum": within this distance of a global minimiser (in theta)
 
@@ -348,9 +347,6 @@ def _assemble(cfg, land, variants, group_outputs, *, steps_run, wall_s, notes=No
     M, S, K = len(variants), len(cfg.starts), land.n_tasks
     n_rec = cfg.steps // cfg.record_every + 1
     record_steps = np.arange(n_rec) * cfg.record_every
-    names = set()
-    for _, out, _ in group_outputs:
-        names |= {k for k in out if not k.startswith("state.")}
     arrays = {}
     backends, fallbacks = {}, {}
     for grp, out, backend in group_outputs:

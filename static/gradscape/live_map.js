@@ -129,7 +129,6 @@ class LiveMap {
     const fig = substitute(header.figure);
     this.keepVisibility(fig.data);
     this.fitWidth(fig.layout);
-    this.header = header;
     this.meta = header.meta || {};
     const reactStart = performance.now();
     if (this.P && this.P !== Plotly) {      // drawn by the cartesian bundle until now: the full one starts afresh

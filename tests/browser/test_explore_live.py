@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -110,8 +111,10 @@ def test_the_pareto_set_is_drawn_as_a_few_long_pieces(page, server, query):
 def _share_links(page):
     page.get_by_test_id("stPopoverButton").filter(has_text="Share").click()
     box = page.locator('[data-testid="stPopoverBody"]')
-    links = [box.get_by_label("This view", exact=False).input_value(),
-             box.get_by_label("Teaching link", exact=False).input_value()]
+    fields = [box.get_by_label("This view", exact=False), box.get_by_label("Teaching link", exact=False)]
+    for field in fields:        # the popover's body mounts on the click: its fields fill a moment later
+        expect(field).not_to_have_value("", timeout=10_000)
+    links = [field.input_value() for field in fields]
     page.keyboard.press("Escape")
     return links
 
