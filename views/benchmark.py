@@ -20,7 +20,10 @@ from jobs.config import JobConfig, differences
 from jobs.results import JobResult, load_result
 from jobs.store import ACTIVE, Store
 from views import benchmark_form as form
+from views import common
 from views import export
+
+common.freeze_imported_heap()
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:",
                 "finished": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}

@@ -33,6 +33,8 @@ from views import live_map  # noqa: E402
 from views import outcomes  # noqa: E402
 from views import prepare  # noqa: E402
 
+common.freeze_imported_heap()
+
 MAP_KEY = "explore_map"
 PRESENTATION_HEIGHT = 520      # the map and its controls fit above the fold of a 1280 x 720 screen
 

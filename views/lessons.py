@@ -29,6 +29,8 @@ from views import lesson_steps  # noqa: E402
 from views import live_map  # noqa: E402
 from views import outcomes  # noqa: E402
 
+common.freeze_imported_heap()
+
 W = "l."                       # widget-key prefix: the lessons' widgets stay apart from Explore's
 MAP_KEY = "lesson_map"
 HEIGHT = 520                   # the figure fits above the fold of a 1280 x 720 screen in presentation mode
