@@ -161,3 +161,27 @@ def test_streamlit_run_app_py_serves_the_frontend_through_the_cache():
         health = urllib.request.urlopen(server.url + "/_stcore/health").read()
     assert encoding == "gzip" and health == b"ok"
     assert gzip.decompress(body) == (Path(streamlit.__file__).parent / "static" / src).read_bytes()
+
+
+def test_a_gzipped_file_is_also_served_under_its_plain_name_as_gzip_encoding(site):
+    mw, down, _, mine = site
+    packed = (mine / "bundle.min.js.gz").read_bytes()
+    status, headers, body = request(mw, "/app/static/bundle.min.js", accept_encoding="gzip")
+    assert status == 200 and down.paths == []
+    assert headers["content-encoding"] == "gzip" and headers["content-type"] == "application/javascript"
+    assert body == packed                                   # the file on disk, sent as it is
+    status, headers, body = request(mw, "/app/static/bundle.min.js")        # a client that takes no gzip
+    assert status == 200 and "content-encoding" not in headers and body == gzip.decompress(packed)
+    assert request(mw, "/app/static/bundle.min.js.gz")[1]["content-type"] == "application/gzip"   # still there
+
+
+def test_a_plain_file_is_preferred_to_a_gzipped_one_of_the_same_name(site):
+    mw, _, _, mine = site
+    (mine / "map.js.gz").write_bytes(gzip.compress(b"stale"))
+    assert request(mw, "/app/static/map.js")[2] == (mine / "map.js").read_bytes()
+
+
+def test_a_gz_file_that_is_not_gzip_goes_on_to_streamlit(site):
+    mw, down, _, mine = site
+    (mine / "broken.js.gz").write_bytes(b"not gzip at all")
+    assert request(mw, "/app/static/broken.js")[0] == 418 and down.paths == ["/app/static/broken.js"]

@@ -9,9 +9,10 @@ while its plotly.js version is the installed package's; otherwise it is removed 
 
 Plotly.js comes from the installed plotly package (the version the Python figures are built for) and is gzipped
 once into ``static/vendor/plotly.min.js.gz`` (not committed; set-up runs ``python -m views.assets``, and the live
-map runs :func:`ensure_assets` again in case a plotly upgrade changed it). Served as ``application/gzip`` the file
-goes out as it is (1.5 MB): a plain ``.js`` would be gzipped again by the web server for every new browser, 0.14 s
-of server CPU each. The browser inflates it (``DecompressionStream``, static/gradscape/live_map.js).
+map runs :func:`ensure_assets` again in case a plotly upgrade changed it). The app's server
+(views/static_cache.py) sends each ``.gz`` file under its plain name (``plotly.min.js``) as it is, with
+``Content-Encoding: gzip``, so a plain ``<script>`` tag loads it (static/gradscape/plotly.js) and nothing is
+compressed per browser.
 """
 from __future__ import annotations
 

@@ -13,6 +13,10 @@ What it answers, and with the same headers Streamlit gives them:
 * ``/app/static/...`` — this app's ``static/`` folder (``.streamlit/config.toml`` turns static serving on), with
   ``ETag`` / ``If-None-Match`` revalidation as Streamlit does.
 
+A file kept gzipped on disk (``name.js.gz`` with no ``name.js`` beside it: the Plotly.js bundles, views/assets.py)
+is also served under its plain name, as ``Content-Encoding: gzip`` — so the browser loads it with a plain
+``<script>`` tag, compiling it off the main thread while it arrives — and inflated for a client that takes no gzip.
+
 Everything else — the page itself, the websocket, a missing file, a ``Range`` request, a path that leaves its
 folder — goes on to Streamlit unchanged.
 """
@@ -83,7 +87,7 @@ class StaticCache:
             f"{prefix}/static/": (streamlit_static / "static", True),
             f"{prefix}/app/static/": ((ROOT / "static").resolve(), False),
         }
-        self.files: dict[Path, _File] = {}
+        self.files: dict[tuple, _File] = {}     # (path, packed) -> entry
         self.cached_bytes = 0
 
     async def __call__(self, scope, receive, send):
@@ -114,20 +118,23 @@ class StaticCache:
     def _lookup(self, url_path: str):
         for prefix, (root, immutable) in self.roots.items():
             if url_path.startswith(prefix):
-                path = _inside(root, url_path[len(prefix):])
-                if path is None or path.suffix == ".html":
+                rel = url_path[len(prefix):]
+                path = _inside(root, rel)
+                packed = _inside(root, rel + ".gz") if path is None and rel and not rel.endswith(".gz") else None
+                if (path or packed) is None or (path or packed).suffix == ".html":
                     return None
-                entry = self._entry(path)
+                entry = self._entry(path) if path is not None else self._entry(packed, packed=True)
                 return None if entry is None else (entry, immutable)
         return None
 
-    def _entry(self, path: Path) -> _File | None:
+    def _entry(self, path: Path, packed: bool = False) -> _File | None:
+        """The cached entry of ``path`` (``packed``: a ``.gz`` file served as what it holds)."""
         try:
             st = os.stat(path)
         except OSError:
             return None
         stamp = (st.st_size, st.st_mtime_ns)
-        entry = self.files.get(path)
+        entry = self.files.get((path, packed))
         if entry is not None and entry.stamp == stamp:
             return entry
         if st.st_size > MAX_FILE_BYTES:
@@ -138,16 +145,23 @@ class StaticCache:
             return None
         if len(body) != st.st_size:          # written to while read: let Streamlit answer this time
             return None
-        gz = gzip.compress(body, compresslevel=6, mtime=0) if path.suffix in COMPRESSIBLE else None
+        if packed:
+            try:
+                body, gz = gzip.decompress(body), body
+            except (OSError, EOFError):          # not gzip after all: not ours to answer
+                return None
+            kind = _content_type(path.with_suffix(""))
+        else:
+            gz = gzip.compress(body, compresslevel=6, mtime=0) if path.suffix in COMPRESSIBLE else None
+            kind = _content_type(path)
         entry = _File(stamp, body, gz if gz is not None and len(gz) < len(body) else None,
-                      b'"' + hashlib.md5(body, usedforsecurity=False).hexdigest().encode() + b'"',
-                      _content_type(path))
+                      b'"' + hashlib.md5(body, usedforsecurity=False).hexdigest().encode() + b'"', kind)
         size = len(body) + len(entry.gz or b"")
-        old = self.files.pop(path, None)
+        old = self.files.pop((path, packed), None)
         if old is not None:
             self.cached_bytes -= len(old.body) + len(old.gz or b"")
         if self.cached_bytes + size > MAX_CACHE_BYTES:
             return entry                      # served, not kept
-        self.files[path] = entry
+        self.files[(path, packed)] = entry
         self.cached_bytes += size
         return entry

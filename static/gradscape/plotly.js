@@ -4,8 +4,10 @@
 // figure without WebGL or 3-D, the full one (1.5 MB) the rest. A figure asks for what its trace types need; the
 // cartesian bundle is tried first and the full one taken when it is missing (another plotly.js installed). Each
 // bundle is a UMD script that sets window.Plotly, so they run one after the other and each instance is kept as
-// it was when its script ran. They come gzipped (the web server would otherwise compress 4.8 MB for every new
-// browser) and are inflated here.
+// it was when its script ran. They are kept gzipped on disk; the app's server (views/static_cache.py) sends
+// them under their plain names as Content-Encoding: gzip, so a plain <script> tag loads them and the browser
+// compiles them off the main thread while they arrive. Behind a server that does not (the .js name is a 404),
+// the .gz file is fetched and inflated here instead.
 
 const CARTESIAN_TYPES = new Set(["bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
                                  "image", "pie", "scatter", "scatterternary", "violin"]);
@@ -13,20 +15,35 @@ const FULL = "app/static/vendor/plotly.min.js.gz";
 const CARTESIAN = "app/static/vendor/plotly-cartesian.min.js.gz";
 const STATE = (window.__gradscapePlotlyBundles = window.__gradscapePlotlyBundles || { loaded: new Map(), queue: Promise.resolve() });
 
-async function fetchAndRun(path) {
-  const url = new URL(path, document.baseURI).href;
+function runScript(src) {
+  return new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = resolve;
+    s.onerror = () => { s.remove(); reject(new Error("Plotly.js did not load from " + src)); };
+    document.head.appendChild(s);
+  });
+}
+
+async function inflateAndRun(url) {
   const res = await fetch(url);
   if (!res.ok) throw new Error("could not load Plotly.js from " + url + " (" + res.status + ")");
   const text = await new Response(res.body.pipeThrough(new DecompressionStream("gzip"))).text();
   const src = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
-  await new Promise((resolve, reject) => {
-    const s = document.createElement("script");
-    s.src = src;
-    s.onload = resolve;
-    s.onerror = () => reject(new Error("Plotly.js did not run"));
-    document.head.appendChild(s);
-  });
-  URL.revokeObjectURL(src);
+  try {
+    await runScript(src);
+  } finally {
+    URL.revokeObjectURL(src);
+  }
+}
+
+async function fetchAndRun(path) {
+  const url = new URL(path, document.baseURI).href;
+  try {
+    await runScript(url.replace(/\.gz$/, ""));
+  } catch (e) {
+    await inflateAndRun(url);
+  }
   const Plotly = window.Plotly;
   Plotly.gradscapeFull = path === FULL;
   return Plotly;
