@@ -20,6 +20,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from . import kernel as kernel_mod
+from .kernel import trace as trace_mod
 
 # per-run state the Result is built from: position, alive, the step it turned NaN or blew up (dstep) and whether
 # it was NaN (dnan), the first step within TARGET_EPS of a global minimiser (hit), the tail's box (lo, hi)
@@ -169,8 +170,9 @@ class TorchRunner(Runner):
     backend = "torch"
     # torch.compile traces a function with FX on its first call, and FX's "tracing now" flag is one global: a
     # compiled function called in another thread meanwhile refuses to run ("FX to symbolically trace a
-    # dynamo-optimized function"). Compiled groups therefore call their functions one at a time.
-    _COMPILED = threading.Lock()
+    # dynamo-optimized function"). Compiled groups therefore call their functions one at a time, under the lock
+    # the kernel's own tracing holds (a make_fx in another thread is the same conflict).
+    _COMPILED = trace_mod.FX_LOCK
 
     def __init__(self, grp, flat, state, params, n_rec, cfg, compiled=False):
         super().__init__(grp, flat, state, params, n_rec, cfg)

@@ -299,8 +299,8 @@ def map_before_sidebar(state: dict) -> None:
     On a first run the widgets are seeded from the state (the address), so they read back what the map was
     computed from; were one to differ (a value a widget normalises), the page runs once more with the widgets'
     values."""
-    before = copy.deepcopy(state)
     live_area()
+    before = copy.deepcopy(state)       # as the map left it (it may have set a malformed value aside)
     controls.sidebar(state)
     st.session_state["explore.sidebar_drawn"] = True
     if state != before:

@@ -7,11 +7,17 @@ changes dtype or shape, raises :class:`Unsupported`; the engine then runs it eag
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from .ir import FLOATS
 
 BATCH = 7919
+# FX keeps its tracing state in globals: two make_fx calls at once (the page computes two methods side by side)
+# corrupt each other ("CURRENT_PATCHER is None"), and a torch.compile'd function refuses to run while another
+# thread traces. Everything that traces holds this lock (trajectories/runners.py's compiled calls too).
+FX_LOCK = threading.RLock()
 
 
 class Unsupported(RuntimeError):
@@ -25,7 +31,8 @@ class Traced:
 
         ex = [_example(t) for t in list(state) + list(params)]
         try:
-            gm = make_fx(fn, decomposition_table=core_aten_decompositions(), tracing_mode="real")(*ex)
+            with FX_LOCK:
+                gm = make_fx(fn, decomposition_table=core_aten_decompositions(), tracing_mode="real")(*ex)
         except Exception as e:   # a step that cannot be traced at all
             raise Unsupported(f"tracing failed: {e}") from e
         gm.graph.eliminate_dead_code()
