@@ -497,7 +497,9 @@ def test_grammar_expressions_parse_or_refuse_and_evaluate_like_torch(case):
         ref = fn(a, b)
     np.testing.assert_allclose(f.numpy(), ref.numpy(), rtol=1e-9, atol=1e-12, equal_nan=True)
     # gradients: against autograd where both are finite; summation order differs, so allow rare
-    # cancellation-sized differences on a few points
+    # cancellation-sized differences on a few points. A derivative that cancels to zero (x * (19 / x) has none) is
+    # left with roundoff of the size of the terms that cancelled, which grow with the value (19 * 3^19 here), so
+    # the absolute tolerance grows with |f| at the point
     aa, bb = a.clone().requires_grad_(), b.clone().requires_grad_()
     out = fn(aa, bb)
     if out.requires_grad:
@@ -505,7 +507,8 @@ def test_grammar_expressions_parse_or_refuse_and_evaluate_like_torch(case):
         for ours, theirs in ((g1, ga), (g2, gb)):
             theirs = torch.zeros_like(ours) if theirs is None else theirs
             fin = torch.isfinite(ours) & torch.isfinite(theirs) & torch.isfinite(f)
-            close = np.isclose(ours[fin].numpy(), theirs[fin].numpy(), rtol=1e-6, atol=1e-8)
+            scale = 1e-8 * (1 + np.abs(f[fin].numpy()))
+            close = np.abs(ours[fin].numpy() - theirs[fin].numpy()) <= scale + 1e-6 * np.abs(theirs[fin].numpy())
             assert close.mean() >= 0.95 if fin.sum() >= 20 else close.all()
 
 

@@ -40,7 +40,7 @@ def texts(elements) -> list[str]:
 
 
 def live_maps(at) -> list:
-    """The live map components on the page (not the empty one that preloads Plotly.js)."""
+    """The live map components on the page."""
     return [e for e in at.get("bidi_component") if e.key == "explore_map"]
 
 

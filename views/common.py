@@ -12,6 +12,7 @@ seeded from them (:func:`seed`).
 """
 from __future__ import annotations
 
+import functools
 import gc
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -20,17 +21,13 @@ import streamlit as st
 
 from trajectories import specs
 
-_HEAP_FROZEN = []
-
-
+@functools.cache
 def freeze_imported_heap() -> None:
     """Once per server process, after a page's imports: hand everything allocated so far (PyTorch, the engine, the
     figure code: ~200 000 objects) to ``gc.freeze`` so the garbage collector stops scanning it. A full collection
     then takes microseconds instead of ~0.1 s with the GIL held, which every session's redraws would otherwise wait
     on (measured in README "Performance"). Module-level objects live for the whole process anyway."""
-    if not _HEAP_FROZEN:
-        gc.freeze()
-        _HEAP_FROZEN.append(True)
+    gc.freeze()
 
 
 # Query parameters that Streamlit itself uses; never reported as unknown.

@@ -269,8 +269,6 @@ def lessons_link():
 def main():
     state, problems = model.page_state()
     presenting = bool(state["teach"])
-    with st.container() if presenting else st.sidebar:
-        live_map.preload()
     for p in problems + optimizers.load_errors():      # load errors: a GRADSCAPE_METHODS file that broke a rule
         st.warning(p)
     for note in st.session_state.pop("explore.notes", []):

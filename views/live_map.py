@@ -49,12 +49,6 @@ def click_of(key: str) -> tuple[float, float] | None:
     return (x, y) if all(map(lambda v: v == v and abs(v) < 1e12, (x, y))) else None
 
 
-def preload() -> None:
-    """Mount the component without a figure at the top of the page: the browser starts fetching and compiling
-    Plotly.js (the slowest part of a first visit) while the rest of the page is still being computed."""
-    _COMPONENT(key="gradscape_preload", data=None, height=1)
-
-
 def show(fig: live.LiveFigure, *, key: str, on_click=None) -> int:
     """Draw ``fig`` as the live map ``key``; returns the bytes sent to the browser this run."""
     frame = live.encode(fig, _sent(key))

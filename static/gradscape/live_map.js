@@ -300,18 +300,14 @@ class LiveMap {
 
 export function render(args) {
   const { data, parentElement, setTriggerValue } = args;
-  if (!data) {             // views/live_map.preload(): no figure, only fetch Plotly.js early
-    loadPlotly().catch((e) => console.error("Gradscape: Plotly.js", e));
-    return () => {};
-  }
+  if (!data) return () => {};
   let map = parentElement.__gradscapeMap;
   if (!map) map = parentElement.__gradscapeMap = new LiveMap(parentElement);
-  if (data) {       // one update at a time, in order (Plotly.react is asynchronous)
-    map.queue = (map.queue || Promise.resolve()).then(() => map.update(data, setTriggerValue)).catch((e) => {
-      parentElement.dataset.error = String(e && e.message ? e.message : e);
-      console.error("Gradscape live map:", e);
-    });
-  }
+  // one update at a time, in order (Plotly.react is asynchronous)
+  map.queue = (map.queue || Promise.resolve()).then(() => map.update(data, setTriggerValue)).catch((e) => {
+    parentElement.dataset.error = String(e && e.message ? e.message : e);
+    console.error("Gradscape live map:", e);
+  });
   return () => {
     map.destroy();
     delete parentElement.__gradscapeMap;
