@@ -7,6 +7,9 @@
 * run by that server for every session (``__name__ == "__main__"``): the pages, which live in ``views/``. A
   teaching link (``teach=1``) is presentation mode: the page navigation is hidden too, so nothing but the figure
   and its line of settings is on screen.
+
+The server prints every thread's Python stack to its log on ``kill -USR1 <pid>`` (:mod:`faulthandler`): what a
+stuck page is waiting for, read without stopping anything (the browser tests do this when one fails).
 """
 import streamlit as st
 
@@ -18,8 +21,13 @@ if __name__ == "__main__":
              st.Page("views/benchmark.py", title="Benchmark", icon=":material/leaderboard:", url_path="benchmark")]
     st.navigation(pages, position="hidden" if presenting else "sidebar").run()
 else:
+    import faulthandler
+    import signal
+
     from starlette.middleware import Middleware
 
     from views.static_cache import StaticCache
 
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     app = st.App(__file__, middleware=[Middleware(StaticCache)])

@@ -144,7 +144,8 @@ def test_the_default_roots_are_streamlits_bundles_and_this_apps_static_folder():
 
 def test_streamlit_run_app_py_serves_the_frontend_through_the_cache():
     """The whole chain: ``streamlit run app.py`` finds ``app`` (st.App) and the middleware answers the page's own
-    script, gzipped (Streamlit alone sends its bundles uncompressed), with the bytes of Streamlit's file."""
+    script, gzipped (Streamlit alone sends its bundles uncompressed), with the bytes of Streamlit's file; and
+    SIGUSR1 makes the server print its threads' stacks without stopping (what a failing browser test reports)."""
     import re
     import urllib.request
 
@@ -159,7 +160,11 @@ def test_streamlit_run_app_py_serves_the_frontend_through_the_cache():
         with urllib.request.urlopen(req) as r:
             encoding, body = r.headers.get("Content-Encoding"), r.read()
         health = urllib.request.urlopen(server.url + "/_stcore/health").read()
+        before = server.log_tail()
+        dump = server.thread_dump()[len(before):]       # SIGUSR1: app.py's faulthandler prints every stack
+        alive = server.proc.poll() is None
     assert encoding == "gzip" and health == b"ok"
+    assert alive and "Thread 0x" in dump and "(most recent call first)" in dump
     assert gzip.decompress(body) == (Path(streamlit.__file__).parent / "static" / src).read_bytes()
 
 

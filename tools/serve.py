@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,8 +32,24 @@ def free_port() -> int:
 class Server:
     """A running app: its base URL and its process (for CPU and memory readings)."""
 
-    def __init__(self, url: str, proc: subprocess.Popen):
-        self.url, self.proc = url, proc
+    def __init__(self, url: str, proc: subprocess.Popen, log_path: str | None = None):
+        self.url, self.proc, self.log_path = url, proc, log_path
+
+    def log_tail(self, chars: int = 6000) -> str:
+        """The end of the server's output (stdout and stderr)."""
+        if not self.log_path:
+            return ""
+        text = Path(self.log_path).read_text(errors="replace")
+        return text[-chars:]
+
+    def thread_dump(self, wait_s: float = 1.0) -> str:
+        """Every thread's Python stack, as the server prints it on SIGUSR1 (app.py registers faulthandler), with
+        the log lines before it: what a page that never draws was waiting for."""
+        if self.proc.poll() is not None:
+            return f"the server has exited (status {self.proc.returncode})\n" + self.log_tail()
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(wait_s)
+        return self.log_tail(20000)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far (Linux /proc)."""
@@ -70,7 +87,7 @@ def streamlit_app(env: dict | None = None):
                 log.seek(0)
                 raise RuntimeError(f"streamlit did not start on {url}:\n{log.read()[-4000:]}")
             time.sleep(0.3)
-        yield Server(url, proc)
+        yield Server(url, proc, log.name)
     finally:
         proc.terminate()
         try:

@@ -41,7 +41,9 @@ def component_js(module: str) -> str:
             f"  const url = new URL('app/static/gradscape/{module}?v={version}', document.baseURI).href;\n"
             "  let cleanup = null, gone = false;\n"
             "  import(url).then((m) => { if (!gone) cleanup = m.render(args); })\n"
-            "    .catch((e) => { args.parentElement.dataset.error = String(e); console.error(e); });\n"
+            "    .catch((e) => { const el = args.parentElement; el.dataset.error = String(e); console.error(e);\n"
+            "      el.textContent = 'This figure could not load its code (' + e + '). Reload the page to try again.';\n"
+            "      el.setAttribute('role', 'alert'); });\n"
             "  return () => { gone = true; if (cleanup) cleanup(); };\n"
             "}\n")
 

@@ -10,7 +10,7 @@
 // and the toolbar's camera exports the map without the controls. Legend isolation (a double click) survives
 // new data: visibility is carried over by trace uid.
 
-import { cartesianDraws, loadPlotly } from "./plotly.js";
+import { cartesianDraws, clearFailure, loadPlotly, showFailure } from "./plotly.js";
 
 const PIECES = (window.__gradscapePieces = window.__gradscapePieces || new Map());
 const DRAWS = (window.__gradscapeDraws = window.__gradscapeDraws || []);
@@ -304,10 +304,8 @@ export function render(args) {
   let map = parentElement.__gradscapeMap;
   if (!map) map = parentElement.__gradscapeMap = new LiveMap(parentElement);
   // one update at a time, in order (Plotly.react is asynchronous)
-  map.queue = (map.queue || Promise.resolve()).then(() => map.update(data, setTriggerValue)).catch((e) => {
-    parentElement.dataset.error = String(e && e.message ? e.message : e);
-    console.error("Gradscape live map:", e);
-  });
+  map.queue = (map.queue || Promise.resolve()).then(() => map.update(data, setTriggerValue))
+    .then(() => clearFailure(parentElement), (e) => showFailure(parentElement, e));
   return () => {
     map.destroy();
     delete parentElement.__gradscapeMap;

@@ -7,7 +7,7 @@
 // {k, x, y, n}. The page moves the vector, recomputes every method's first step and sends a new figure.
 // (st.plotly_chart reports selections only, never relayouts: a drag could not reach Python through it.)
 
-import { loadPlotly } from "./plotly.js";     // shared with the live map: one download per page
+import { clearFailure, loadPlotly, showFailure } from "./plotly.js";     // shared with the live map: one download per page
 
 class Playground {
   constructor(root) {
@@ -55,10 +55,8 @@ export function render(args) {
   let pg = parentElement.__gradscapePlayground;
   if (!pg) pg = parentElement.__gradscapePlayground = new Playground(parentElement);
   if (data) {
-    pg.queue = (pg.queue || Promise.resolve()).then(() => pg.update(data, setTriggerValue)).catch((e) => {
-      parentElement.dataset.error = String(e && e.message ? e.message : e);
-      console.error("Gradscape playground:", e);
-    });
+    pg.queue = (pg.queue || Promise.resolve()).then(() => pg.update(data, setTriggerValue))
+      .then(() => clearFailure(parentElement), (e) => showFailure(parentElement, e));
   }
   return () => {
     pg.destroy();

@@ -26,7 +26,7 @@ function runScript(src) {
 }
 
 async function inflateAndRun(url) {
-  const res = await fetch(url);
+  const res = await fetch(url).catch((e) => { throw new Error("Plotly.js could not be fetched: " + e.message); });
   if (!res.ok) throw new Error("could not load Plotly.js from " + url + " (" + res.status + ")");
   const text = await new Response(res.body.pipeThrough(new DecompressionStream("gzip"))).text();
   const src = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
@@ -67,4 +67,28 @@ export function cartesianDraws(types) {
 export function loadPlotly(types = []) {
   if (!cartesianDraws(types)) return load(FULL);
   return load(CARTESIAN).catch(() => load(FULL));
+}
+
+// A figure that cannot be drawn says so where it would have been (and in data-error, for the tests), instead of
+// leaving a blank space; the next frame that draws takes the message away.
+export function showFailure(el, e) {
+  const reason = String(e && e.message ? e.message : e);
+  el.dataset.error = reason;
+  let box = el.querySelector(":scope > .gs-failure");
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "gs-failure";
+    box.setAttribute("role", "alert");
+    Object.assign(box.style, { padding: "12px 16px", margin: "8px 0", borderRadius: "6px", fontFamily: "sans-serif",
+                               fontSize: "14px", background: "rgba(255, 43, 43, 0.09)", color: "rgb(125, 53, 59)" });
+    el.prepend(box);
+  }
+  box.textContent = `This figure could not be drawn (${reason}). Reload the page to try again.`;
+  console.error("Gradscape:", e);
+}
+
+export function clearFailure(el) {
+  delete el.dataset.error;
+  const box = el.querySelector(":scope > .gs-failure");
+  if (box) box.remove();
 }

@@ -14,12 +14,49 @@ import pytest
 from tools.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_app
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+SERVERS: dict = {}          # base URL -> tools.serve.Server, for the report of a failing test
+PAGE_STATE = """() => ({title: document.title, url: location.href,
+    running: !!document.querySelector('[data-testid="stStatusWidget"]'),
+    draws: (window.__gradscapeDraws || []).length,
+    files: performance.getEntriesByType('resource').length,
+    component_errors: [...document.querySelectorAll('[data-error]')].map(e => e.dataset.error),
+    text: document.body.innerText.slice(0, 800)})"""
 
 
 @contextlib.contextmanager
 def _app_url(env: dict | None = None):
     with streamlit_app(env) as srv:
-        yield srv.url
+        SERVERS[srv.url] = srv
+        try:
+            yield srv.url
+        finally:
+            SERVERS.pop(srv.url, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test reports what the page showed and what every thread of its server was doing (a
+    SIGUSR1 thread dump from the server's log): a page that never draws is otherwise a bare timeout."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    args = getattr(item, "funcargs", {})
+    page = args.get("page")
+    if page is not None:
+        try:
+            state = page.wait_for_function(PAGE_STATE, timeout=5000).json_value()     # a hung tab times out
+            report.sections.append(("page state", f"{state!r}\nJavaScript errors: {page.js_errors!r}"))
+        except Exception as e:       # the page itself may be what broke
+            report.sections.append(("page state", f"unreadable: {e}"))
+    urls = [v for v in args.values() if isinstance(v, str)] + [v[0] for v in args.values() if isinstance(v, tuple)
+                                                               and v and isinstance(v[0], str)]
+    for url in dict.fromkeys(u for u in urls if u in SERVERS):
+        try:
+            dump = SERVERS[url].thread_dump()
+        except OSError as e:
+            dump = f"unreadable: {e}"
+        report.sections.append((f"server {url}: log and thread dump", dump))
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +68,8 @@ def app_launcher():
 @pytest.fixture(scope="session")
 def server():
     """The app on its defaults; yields its base URL."""
-    with streamlit_app() as srv:
-        yield srv.url
+    with _app_url() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

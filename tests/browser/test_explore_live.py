@@ -325,3 +325,24 @@ def test_a_browser_that_lost_its_pieces_gets_them_again(page, server):
     assert counts and all(c > 100 for c in counts)                  # every path is drawn again, in full
     assert page.evaluate(CONTOUR_PATHS) > 20
     no_exceptions(page)
+
+
+def test_a_map_that_cannot_load_says_so_instead_of_staying_blank(page, server, screenshots):
+    """Plotly.js unreachable (both bundles, script tag and fetch), then the map's own code: each time the map's place
+    says what failed and to reload; once the files come back, a reload draws the map and the message is gone."""
+    page.route("**/vendor/plotly*", lambda route: route.abort())
+    page.goto(server + "/?" + QUICK)
+    expect(page.get_by_text("This figure could not be drawn", exact=False)).to_be_visible(timeout=TIMEOUT_MS)
+    assert page.evaluate(DRAWS) == 0 and page.locator(".gs-failure[role=alert]").count() == 1
+    page.screenshot(path=str(screenshots / "explore-map-failed.png"))
+    page.unroute("**/vendor/plotly*")
+    page.route("**/gradscape/live_map.js*", lambda route: route.abort())
+    page.reload()
+    expect(page.get_by_text("This figure could not load its code", exact=False)).to_be_visible(timeout=TIMEOUT_MS)
+    assert page.evaluate(DRAWS) == 0 and page.locator("[data-error][role=alert]").count() == 1
+    page.unroute("**/gradscape/live_map.js*")
+    page.reload()
+    page.wait_for_function(DRAWS + " > 0", timeout=TIMEOUT_MS)
+    idle(page)
+    assert page.get_by_text("could not", exact=False).count() == 0
+    no_exceptions(page)
