@@ -10,6 +10,7 @@
 // and the toolbar's camera exports the map without the controls. Legend isolation (a double click) survives
 // new data: visibility is carried over by trace uid.
 
+import { reuseContours } from "./contour_reuse.js";
 import { cartesianDraws, clearFailure, loadPlotly, showFailure } from "./plotly.js";
 
 const PIECES = (window.__gradscapePieces = window.__gradscapePieces || new Map());
@@ -137,6 +138,7 @@ class LiveMap {
     }
     this.P = Plotly;
     await Plotly.react(this.plot, fig.data, fig.layout, header.config || {});
+    reuseContours(this.plot);       // from the next redraw on, an unchanged contour is not traced again
     const reactMs = performance.now() - reactStart;
     if (!this.hooked) this.hook();
     this.setupPlayback(header.playback);

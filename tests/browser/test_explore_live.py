@@ -87,6 +87,38 @@ def test_playback_and_scrubbing_keep_the_contour(page, server, screenshots):
     no_exceptions(page)
 
 
+CONTOUR_D = "() => [...document.querySelectorAll('.gs-live .contourlayer path')].map(p => p.getAttribute('d'))"
+WATCH_CONTOUR = """() => { window.__contourChanges = 0; if (window.__contourWatch) window.__contourWatch.disconnect();
+    window.__contourWatch = new MutationObserver((m) => { window.__contourChanges += m.length; });
+    window.__contourWatch.observe(document.querySelector('.gs-live .contourlayer'),
+                                  {attributes: true, childList: true, subtree: true, characterData: true}); }"""
+SAMGS_X = "() => Array.from(document.querySelector('.gs-live .js-plotly-plot')._fullData.find(t => t.name === 'SAM-GS').x)"
+
+
+def test_a_gamma_move_leaves_the_contour_untouched_and_a_zoom_traces_it_again(page, server):
+    """The contour is the costliest trace to draw; a redraw that changes only the paths keeps its SVG as it was
+    (not one attribute of the layer changes), while a zoom or another contour choice draws it anew."""
+    open_map(page, server, QUICK)
+    nudge_gamma(page)                       # the first redraw: from here on an unchanged contour is kept
+    d, paths = page.evaluate(CONTOUR_D), page.evaluate(SAMGS_X)
+    page.evaluate(WATCH_CONTOUR)
+    nudge_gamma(page)
+    assert page.evaluate(SAMGS_X) != paths                          # the paths were redrawn ...
+    assert page.evaluate("() => window.__contourChanges") == 0      # ... the contour's SVG not touched
+    assert page.evaluate(CONTOUR_D) == d and len(d) > 20
+    page.evaluate("() => window.Plotly.relayout(document.querySelector('.gs-live .js-plotly-plot'),"
+                  " {'xaxis.range': [-6, 6], 'yaxis.range': [-6, 6]})")
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.__contourChanges") > 0       # a zoom traces it at the new scale
+    zoomed = page.evaluate(CONTOUR_D)
+    assert zoomed != d and len(zoomed) > 20
+    n = page.evaluate(DRAWS)
+    page.get_by_text("task 1", exact=True).click()                 # another contour: another z
+    wait_redraw(page, n)
+    assert page.evaluate(CONTOUR_D) not in (d, zoomed) and page.evaluate(CONTOUR_PATHS) > 20
+    no_exceptions(page)
+
+
 # -- bug 2: the Pareto set is a few long pieces ------------------------------------------------------------
 PARETO_PIECES = """() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData.find(t => t.name === 'Pareto set');
   const x = Array.from(t.x); const pieces = []; let n = 0;
