@@ -95,4 +95,5 @@ def streamlit_app(env: dict | None = None):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        os.unlink(log.name)
+        with contextlib.suppress(FileNotFoundError):      # a /tmp cleaner may have been first
+            os.unlink(log.name)
