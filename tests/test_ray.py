@@ -46,14 +46,16 @@ def store(tmp_path):
     return Store(tmp_path / "data")
 
 
-def _wait(pred, timeout, what):
+def _wait(pred, timeout, what, detail=None):
+    """``pred()`` once it is true; else an AssertionError naming ``what`` and, when given, ``detail()`` (the state
+    that tells a slow machine from a stuck job)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f"; {detail()}" if detail else ""))
 
 
 def _every_chunk_once(store, job_id, cfg):
@@ -101,8 +103,13 @@ def test_cancel_from_the_store_stops_the_ray_tasks(head, store):
     _wait(lambda: head.workers_running_chunks(), 120, "a Ray worker running a chunk")
     t0 = time.monotonic()
     store.request_cancel(job_id)
-    _wait(lambda: store.get(job_id)["status"] == "cancelled", 60, "the job to be cancelled")
-    _wait(lambda: not head.workers_running_chunks(), 30, "the Ray tasks to stop")
+
+    def state():
+        job = store.get(job_id)
+        return (f"job {job['status']!r} ({job['message']!r}, {job['done_steps']} run-steps done), "
+                f"Ray workers running chunks: {head.workers_running_chunks()}")
+    _wait(lambda: store.get(job_id)["status"] == "cancelled", 60, "the job to be cancelled", state)
+    _wait(lambda: not head.workers_running_chunks(), 30, "the Ray tasks to stop", state)
     assert time.monotonic() - t0 < 60
     assert store.chunks(job_id) == [] and "cancelled" in store.get(job_id)["message"]
 
