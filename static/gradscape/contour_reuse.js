@@ -4,9 +4,9 @@
 // on a 12 x 12 grid: medians of 30 redraws each, alternated in one page, Chromium on the 2-core machine).
 // So the contour module's plot function is wrapped: when a subplot's contour traces have the same z arrays (the
 // same objects: live_map.js hands Plotly one array of rows per piece) and the same settings, and the axes map
-// data to pixels as before, the SVG already on the page is kept as it is. Anything
-// else — a zoom, a resize, another contour choice, a hidden trace shown again, an export drawing a copy of the
-// figure elsewhere — draws as Plotly always does.
+// data to pixels as before, the SVG already on the page is kept as it is. Anything else (a zoom, a resize,
+// another contour choice, a hidden trace shown again, an export drawing a copy of the figure elsewhere) draws
+// as Plotly always does.
 //
 // Plotly keeps each trace type's module on its full traces (gd._fullData[i]._module); wrapping it there changes
 // that Plotly.js instance for every figure it draws, so the memory of what was drawn is kept per figure.
