@@ -9,7 +9,9 @@ Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kern
   loop shaped like the published toy code (one method, one start at a time: autograd per task, the
   method's aggregation, ``torch.optim.Adam``) and to this engine's own eager batched backend; both
   references are timed on a subsample in the same run and scaled by their run-steps;
-* basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 16 x 16);
+* basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 16 x 16), and the same again
+  with the C kernel held to one block of runs per SIMD loop, for the ratio that interleaving blocks gains
+  (``trajectories.engine.c_ilp``);
 * first use in a fresh process: the Explore page's default view in a new Python process, with an empty
   kernel cache (cold) and with the cache just filled (warm);
 * scaling: wall time against the number of runs (SAM-GS, 2 000 steps), written to a PNG plot;
@@ -122,6 +124,7 @@ def main(argv=None) -> int:
     # warm every kernel first (compilation is measured separately, in a fresh process)
     cpu("one_optimum", methods, "paper", 10, record_every=10)
     cpu("one_optimum", methods, "paper", 10, record_every=1000, record=("positions",))
+    cpu("one_optimum", methods, "grid:8", 10, record_every=1000, record=("positions",))    # the interleaved ones
 
     t, _ = _median(lambda: cpu("one_optimum", ["samgs"], "paper", 20000, record_every=10), a.repeats)
     row("interactive: SAM-GS x 7 starts x 20k", t, 7 * 20000, "<= 0.3 s")
@@ -139,6 +142,14 @@ def main(argv=None) -> int:
     t_basin, _ = _median(lambda: cpu("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
                                           record=("positions",)), 1 if not a.quick else a.repeats)
     row(f"basin map: {len(methods)} methods x {n}x{n} x 20k", t_basin, len(methods) * n * n * 20000, "<= 60 s (64x64)")
+    interleaved, engine.c_ilp = engine.c_ilp, lambda runs, dtype: 1      # side by side: one block per SIMD loop
+    try:
+        t_one, _ = _median(lambda: cpu("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
+                                            record=("positions",)), 1 if not a.quick else a.repeats)
+    finally:
+        engine.c_ilp = interleaved
+    row("  the same with one block per SIMD loop", t_one, len(methods) * n * n * 20000, "-",
+        f"| {engine.ILP} interleaved blocks: {t_one / t_basin:.2f}x faster")
 
     if not a.skip_fresh:
         default = [m for m in EXPLORE_DEFAULT if m in methods]

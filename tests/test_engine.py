@@ -110,6 +110,28 @@ def test_a_landscape_the_kernel_refuses_runs_eagerly_and_says_why():
     np.testing.assert_allclose(res.positions, plain.positions, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["samgs", "nashmtl", "famo", "graddrop", "pcgrad"])
+def test_a_large_batch_interleaves_two_blocks_and_computes_the_same_bits(method, monkeypatch):
+    """From ILP_MIN_RUNS runs up the C kernel writes its step ILP times per SIMD loop, interleaved (kernel/c.py).
+    It must compute what the one-block kernel computes, bit for bit: positions, losses, diagnostics and
+    outcomes of every run, including the last block's padding lanes (81 runs = 3 blocks of 24 + 9).
+    The methods cover state, a solver, exp/log, random draws and the surgery branches."""
+    from trajectories import engine
+    kw = dict(landscape="one_optimum", methods=[method], starts="grid:9", steps=150, record_every=7)
+    assert engine.c_ilp(81, "float32") == 3 and engine.c_ilp(81, "float64") == 1 and engine.c_ilp(63, "float32") == 1
+    wide = _run(**kw)
+    assert any(k[-1] == 3 and k[0] == "c" and method in k for k in engine._KERNELS), "the batch did not interleave"
+    monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: 1)
+    one = _run(**kw)
+    assert wide.timings["backends"] == one.timings["backends"] == {method: "c"}
+    for k in trajectories.result.ARRAYS:
+        np.testing.assert_array_equal(getattr(wide, k), getattr(one, k), err_msg=k)
+    assert sorted(wide.aux) == sorted(one.aux) and len(one.aux) >= 5
+    for k in one.aux:
+        np.testing.assert_array_equal(wide.aux[k], one.aux[k], err_msg=k)
+    assert np.isfinite(one.positions).all() and len(np.unique(one.final[0].round(3), axis=0)) > 40  # 81 runs apart
+
+
 def test_a_poisoned_run_is_frozen_and_spoils_nothing():
     """One setting's learning rate blows its runs up (SGD, lr 50: distances grow 99-fold a step); the other
     runs of the same batch are bit-identical to a clean batch, and the blown-up ones are frozen."""

@@ -460,3 +460,20 @@ def test_benchmark_this_view_opens_the_form_holding_the_view():
     assert at.number_input(key="bj_grid").value == 4 and at.number_input(key="bj_steps").value == cfg["steps"]
     assert at.selectbox(key="bj_pipeline").value == "clean"
     assert at.text_input(key="bj_hparams").value == "samgs.gamma=0.3"
+
+
+def test_a_grid_view_warms_up_its_own_kernels(monkeypatch):
+    """The "Warming up" status names the methods whose kernels this server has not built. A large batch runs
+    on other kernels (blocks of runs interleaved: trajectories.engine.c_ilp, from 64 runs a method), so the
+    paper starts being warm must not make a 12 x 12 grid (144 runs a method) count as warm."""
+    from views import explore_model as model
+    monkeypatch.setattr(model, "WARM", set())
+    fresh, _ = model.read_state({})
+    paper = model.build_config(fresh)
+    grid = model.build_config({**fresh, "starts": "grid:12"})
+    assert sorted(model.cold_methods(paper)) == sorted(ISSUE_DEFAULTS)
+    model.mark_warm(paper)
+    assert model.cold_methods(paper) == []
+    assert sorted(model.cold_methods(grid)) == sorted(ISSUE_DEFAULTS)
+    model.mark_warm(grid)
+    assert model.cold_methods(grid) == [] and model.cold_methods(paper) == []

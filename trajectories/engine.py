@@ -264,19 +264,33 @@ def _engine_modules(land, method) -> tuple:
             method.step.__module__, method.init.__module__)
 
 
+ILP_MIN_RUNS = 64       # a group this large runs on a C kernel with interleaved blocks (kernel/c.py)
+ILP = 3                 # how many: measured on a 50 x 50 grid of the default methods, 2 and 4 were slower
+
+
+def c_ilp(runs: int, dtype: str) -> int:
+    """Independent blocks of runs the C kernel interleaves for a group of ``runs``: ILP from ILP_MIN_RUNS runs
+    up in float32 (a 50 x 50 grid of the default methods: 15-20 % less time than one block), 1 below, where a
+    wider block would mostly compute padding and gcc's longer build would not pay off. A float64 vector holds
+    four runs, so a block of 8 is two independent vectors already."""
+    return ILP if runs >= ILP_MIN_RUNS and dtype == "float32" else 1
+
+
 def _runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names, static):
     """The group's runner on ``backend``; a kernel that cannot be built falls back (``grp.fallback`` says why)."""
     flat = runners.Flat(step, state, params)
     if backend in ("c", "triton"):
-        kkey = (backend,) + _kernel_key(cfg, land, grp.method, static, rec_names)
+        ilp = c_ilp(len(grp.variants) * len(cfg.starts), cfg.dtype) if backend == "c" else 1
+        kkey = (backend,) + _kernel_key(cfg, land, grp.method, static, rec_names) + ((ilp,) if ilp > 1 else ())
         try:
             with _KLOCK:
                 kern = _KERNELS.get(kkey)
             if kern is None:
                 build = kernel_mod.Kernel if backend == "c" else build_triton.TritonKernel
+                kw = {"ilp": ilp} if ilp > 1 else {}
                 kern = build(flat, pytree.tree_leaves(state), pytree.tree_leaves(params),
                              key=kkey + (flat.layout(state), flat.layout(params)),
-                             modules=_engine_modules(land, grp.method))
+                             modules=_engine_modules(land, grp.method), **kw)
             runner = (runners.CRunner if backend == "c" else runners.TritonRunner)(
                 grp, flat, state, params, n_rec, cfg, kern)
             with _KLOCK:

@@ -145,7 +145,7 @@ class CRunner(Runner):
 
     def ranges(self, n_threads):
         parts = max(1, min(n_threads * 2, math.ceil(self.B / 512)))
-        step = math.ceil(self.B / parts / kernel_mod.WIDTH) * kernel_mod.WIDTH
+        step = math.ceil(self.B / parts / self.kernel.width) * self.kernel.width
         return [(lo, min(self.B, lo + step)) for lo in range(0, self.B, step)]
 
     def advance(self, lo, hi, t0, n):

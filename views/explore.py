@@ -49,7 +49,7 @@ def _radio(label, options: dict, key: str, state: dict, container=st, **kw):
 
 def run_engine(cfg):
     """The engine on this view (one cached call per method), with a status while kernels are built."""
-    cold = [m for m in cfg.methods if m not in model.WARM]
+    cold = model.cold_methods(cfg)
     runs = len(cfg.variants()) * len(cfg.starts)
     work = f"{runs:,} runs × {cfg.steps:,} steps"
     box = st.empty()
@@ -76,7 +76,7 @@ def run_engine(cfg):
                  f"page keeps working.")
         return None
     box.empty()
-    model.WARM.update(cfg.methods)
+    model.mark_warm(cfg)
     return result
 
 

@@ -47,7 +47,7 @@ VIEWS = {"map": "Map", "loss": "Loss space", "outcomes": "Outcomes", "diag": "Di
 LAYOUTS = {"overlay": "Overlay", "multiples": "One panel per method"}
 WEIGHT_MODES = {"free": "free", "sum1": "w₁ + w₂ = 1"}
 IMAGE_FORMATS = ("png", "svg")
-WARM: set = set()               # method keys that have run in this server process (kernels built)
+WARM: set = set()               # (method, blocks per SIMD loop) run in this server process: kernels built
 CUSTOM = "custom"               # the `land` value of a user-defined landscape; its definition is the `spec` param
 DEFAULT_SPEC = {"name": "bowls", "tasks": ["(x1 - 1)^2 + x2^2", "(x1 + 1)^2 + x2^2"],
                 "bounds": [[-5, 5], [-5, 5]], "presets": {"corners": [[-4, 4], [4, 4], [-4, -4], [4, -4], [0, 4.5]]}}
@@ -406,6 +406,21 @@ def build_config(state: dict):
         raise ValueError(f"memory: this view would need about {need / 2 ** 30:.1f} GiB "
                          f"(the page's limit is {MAX_BYTES / 2 ** 30:.1f} GiB); use fewer starts, methods or steps")
     return cfg
+
+
+def _kernel_kind(cfg) -> int:
+    return trajectories.engine.c_ilp(len(cfg.starts), cfg.dtype)
+
+
+def cold_methods(cfg) -> list[str]:
+    """The view's methods whose kernels this server process has not built yet. A grid's kernels are others
+    than the paper starts' (large batches interleave blocks of runs: ``trajectories.engine.c_ilp``)."""
+    kind = _kernel_kind(cfg)
+    return [m for m in cfg.methods if (m, kind) not in WARM]
+
+
+def mark_warm(cfg) -> None:
+    WARM.update((m, _kernel_kind(cfg)) for m in cfg.methods)
 
 
 @st.cache_resource(max_entries=96, show_spinner=False)

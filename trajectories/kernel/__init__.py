@@ -8,7 +8,7 @@ programs over ``[B, *small]`` tensors, so this package does the one thing needed
   into a graph;
 * :mod:`.lower` — one registered lowering per ATen operation turns the graph into a *scalar program*
   (:mod:`.ir`): SSA instructions for one run, the small task/parameter axes resolved at generation time;
-* :mod:`.c` and :mod:`.triton_src` — printers: a C loop over blocks of 8 runs x steps (``#pragma omp simd``),
+* :mod:`.c` and :mod:`.triton_src` — printers: a C loop over blocks of 8 runs (or 8 x ``ilp``) x steps (``#pragma omp simd``),
   and a Triton kernel holding a block of runs in registers over a chunk of steps;
 * :mod:`.build_c` and :mod:`.build_triton` — gcc with a disk cache and ctypes; ``triton.jit`` (on a GPU, or
   on CPU tensors under ``TRITON_INTERPRET=1`` with :mod:`.interpret`'s maths).

@@ -1,14 +1,22 @@
-"""The C printer: a scalar program inside ``for block of WIDTH runs: for step: #pragma omp simd for run``.
+"""The C printer: a scalar program inside ``for block of WIDTH x ilp runs: for step: #pragma omp simd for run``.
 
 The state of each block of runs lives in block-local arrays for all the steps of a call; records are written
 every ``rec_every`` steps (a second copy of the body, so the common step carries no record stores). Vector
 maths comes from glibc's libmvec (``__SIMD_DECLS__`` is replaced by the declarations at build time; without
 libmvec the same text builds with scalar libm). Compiled with ``-ffp-contract=off`` and without
 ``-ffast-math``: every operation rounds as the scalar program says.
+
+``ilp`` > 1 writes the body once per group of WIDTH runs in the same SIMD loop, statement by statement
+interleaved (``v3_0 = ...; v3_1 = ...;``). One step of one vector of runs is a long chain of dependent
+operations, so a single chain leaves the core waiting on latencies; independent chains side by side fill those
+waits (README "Performance" has the measurements). The arithmetic of each run is untouched, so every ``ilp``
+computes the same bits. It costs gcc about twice the time and makes a block ``ilp`` times wider, so the engine
+asks for it on large batches only (``trajectories.engine.c_ilp``).
 """
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
@@ -86,12 +94,20 @@ def body(prog: ScalarProgram) -> list[str]:
     return lines
 
 
-def source(prog: ScalarProgram) -> str:
-    """The translation unit: ``void run(b0, b1, t0, nsteps, rec_every, n_rec, S, P, R)``."""
-    W = WIDTH
+_LOCAL = re.compile(r"\b(v\d+|in\d+_\d+)\b")      # the names body() and the loads give a run's values
 
-    def val(v):
-        return literal(v.value, v.dtype) if isinstance(v, Const) else v
+
+def source(prog: ScalarProgram, ilp: int = 1) -> str:
+    """The translation unit: ``void run(b0, b1, t0, nsteps, rec_every, n_rec, S, P, R)``, blocks of
+    ``WIDTH * ilp`` runs (see the module's docstring for ``ilp``)."""
+    W = WIDTH * ilp
+    copies = [(f"_{c}" if ilp > 1 else "", c * WIDTH) for c in range(ilp)]
+
+    def val(v, suf=""):
+        return literal(v.value, v.dtype) if isinstance(v, Const) else v + suf
+
+    def renamed(line, suf):
+        return _LOCAL.sub(lambda m: m.group(1) + suf, line) if suf else line
     lines_body = body(prog)
     L = ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", "__SIMD_DECLS__", ""]
     L.append("void run(int64_t b0, int64_t b1, int64_t t0, int64_t nsteps, int64_t rec_every, "
@@ -116,18 +132,23 @@ def source(prog: ScalarProgram) -> str:
         L.append(f"    {CTYPE[dt]} rb{r}[{ne}][{W}];")
 
     def simd_loop(record: bool):
-        out = ["      #pragma omp simd", f"      for (int64_t j = 0; j < {W}; j++) {{"]
-        for k in range(len(inputs)):
-            for e, name in enumerate(prog.inputs[k]):
-                out.append(f"        const {CTYPE[prog.in_dtypes[k]]} {name} = blk{k}[{e}][j];")
-        out += ["        " + line for line in lines_body]
-        for i in range(prog.n_state):
-            for e, x in enumerate(prog.outputs[i]):
-                out.append(f"        blk{i}[{e}][j] = {val(x)};")
-        if record:
-            for r in range(prog.n_records):
-                for e, x in enumerate(prog.outputs[prog.n_state + r]):
-                    out.append(f"        rb{r}[{e}][j] = {val(x)};")
+        out = ["      #pragma omp simd", f"      for (int64_t j = 0; j < {WIDTH}; j++) {{"]
+        for suf, off in copies:
+            at = f"j + {off}" if off else "j"
+            for k in range(len(inputs)):
+                for e, name in enumerate(prog.inputs[k]):
+                    out.append(f"        const {CTYPE[prog.in_dtypes[k]]} {name}{suf} = blk{k}[{e}][{at}];")
+        for line in lines_body:
+            out += ["        " + renamed(line, suf) for suf, _ in copies]
+        for suf, off in copies:
+            at = f"j + {off}" if off else "j"
+            for i in range(prog.n_state):
+                for e, x in enumerate(prog.outputs[i]):
+                    out.append(f"        blk{i}[{e}][{at}] = {val(x, suf)};")
+            if record:
+                for r in range(prog.n_records):
+                    for e, x in enumerate(prog.outputs[prog.n_state + r]):
+                        out.append(f"        rb{r}[{e}][{at}] = {val(x, suf)};")
         out.append("      }")
         return out
 
