@@ -12,6 +12,8 @@ Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kern
 * basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 16 x 16), and the same again
   with the C kernel held to one block of runs per SIMD loop, for the ratio that interleaving blocks gains
   (``trajectories.engine.c_ilp``);
+* Explore's 50 x 50 grid view (``--quick``: 16 x 16) as the page runs it, with one block and interleaved,
+  rounds alternated;
 * first use in a fresh process: the Explore page's default view in a new Python process, with an empty
   kernel cache (cold) and with the cache just filled (warm);
 * scaling: wall time against the number of runs (SAM-GS, 2 000 steps), written to a PNG plot;
@@ -92,6 +94,27 @@ def sequential_step_time(methods, steps=300, start=(-8.0, 5.0)) -> float:
     return total / n
 
 
+def explore_grid(methods, n, repeats) -> tuple[float, float]:
+    """Explore's n x n grid view as the page runs it (views/explore_model._run: one engine call per method, two
+    methods at a time, records every 1 000 steps), with the C kernel held to one block of runs per SIMD loop
+    and as it is (``engine.c_ilp``), rounds alternated; the two medians."""
+    from concurrent.futures import ThreadPoolExecutor
+    cfg = Config.make("one_optimum", methods, f"grid:{n}", 20000, record_every=1000, device="cpu")
+    interleaved = engine.c_ilp
+    times = {False: [], True: []}
+    for _ in range(repeats):
+        for on in (False, True):
+            engine.c_ilp = interleaved if on else (lambda runs, dtype: 1)
+            try:
+                t = time.perf_counter()
+                with ThreadPoolExecutor(2) as pool:
+                    list(pool.map(lambda m: engine.run(cfg.for_method(m)), methods))
+                times[on].append(time.perf_counter() - t)
+            finally:
+                engine.c_ilp = interleaved
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def _fresh_process(cache: str, methods) -> float:
     code = ("import time; t0 = time.perf_counter(); import trajectories; "
             f"trajectories.simulate('one_optimum', {methods!r}, 'paper', 20000, record_every=10, device='cpu'); "
@@ -125,6 +148,8 @@ def main(argv=None) -> int:
     cpu("one_optimum", methods, "paper", 10, record_every=10)
     cpu("one_optimum", methods, "paper", 10, record_every=1000, record=("positions",))
     cpu("one_optimum", methods, "grid:8", 10, record_every=1000, record=("positions",))    # the interleaved ones
+    default = [m for m in EXPLORE_DEFAULT if m in methods]
+    cpu("one_optimum", default, "grid:8", 10, record_every=1000)
 
     t, _ = _median(lambda: cpu("one_optimum", ["samgs"], "paper", 20000, record_every=10), a.repeats)
     row("interactive: SAM-GS x 7 starts x 20k", t, 7 * 20000, "<= 0.3 s")
@@ -151,8 +176,14 @@ def main(argv=None) -> int:
     row("  the same with one block per SIMD loop", t_one, len(methods) * n * n * 20000, "-",
         f"| {engine.ILP} interleaved blocks: {t_one / t_basin:.2f}x faster")
 
+    n = 16 if a.quick else 50
+    one_block, three = explore_grid(default, n, a.repeats)
+    row(f"Explore's {n}x{n} grid: {len(default)} methods x 20k, one block", one_block, len(default) * n * n * 20000,
+        "-", "| as the page runs it: one call per method, two at a time")
+    row(f"  the same with {engine.ILP} interleaved blocks", three, len(default) * n * n * 20000, "-",
+        f"| {one_block / three:.2f}x faster (rounds alternated)")
+
     if not a.skip_fresh:
-        default = [m for m in EXPLORE_DEFAULT if m in methods]
         with tempfile.TemporaryDirectory() as cache:
             cold = _fresh_process(cache, default)
             warm = statistics.median(_fresh_process(cache, default) for _ in range(a.repeats))

@@ -270,7 +270,7 @@ ILP = 3                 # how many: measured on a 50 x 50 grid of the default me
 
 def c_ilp(runs: int, dtype: str) -> int:
     """Independent blocks of runs the C kernel interleaves for a group of ``runs``: ILP from ILP_MIN_RUNS runs
-    up in float32 (a 50 x 50 grid of the default methods: 15-20 % less time than one block), 1 below, where a
+    up in float32 (a 50 x 50 grid of the default methods: ~15 % less time than one block), 1 below, where a
     wider block would mostly compute padding and gcc's longer build would not pay off. A float64 vector holds
     four runs, so a block of 8 is two independent vectors already."""
     return ILP if runs >= ILP_MIN_RUNS and dtype == "float32" else 1
