@@ -111,16 +111,20 @@ def test_a_landscape_the_kernel_refuses_runs_eagerly_and_says_why():
 
 
 @pytest.mark.parametrize("method", ["samgs", "nashmtl", "famo", "graddrop", "pcgrad"])
-def test_a_large_batch_interleaves_two_blocks_and_computes_the_same_bits(method, monkeypatch):
+def test_a_large_batch_interleaves_blocks_and_computes_the_same_bits(method, monkeypatch):
     """From ILP_MIN_RUNS runs up the C kernel writes its step ILP times per SIMD loop, interleaved (kernel/c.py).
     It must compute what the one-block kernel computes, bit for bit: positions, losses, diagnostics and
-    outcomes of every run, including the last block's padding lanes (81 runs = 3 blocks of 24 + 9).
+    outcomes of every run, including the last block's padding lanes (81 runs = 3 blocks of 24 + 9), and across
+    the kernel calls a run is split into (chunks of 40 steps here against one call of 150: state leaves the
+    block and comes back; gcc once miscompiled exactly that reload for blocks of 24).
     The methods cover state, a solver, exp/log, random draws and the surgery branches."""
     from trajectories import engine
     kw = dict(landscape="one_optimum", methods=[method], starts="grid:9", steps=150, record_every=7)
     assert engine.c_ilp(81, "float32") == 3 and engine.c_ilp(81, "float64") == 1 and engine.c_ilp(63, "float32") == 1
+    monkeypatch.setattr(engine, "CHUNK", 40)
     wide = _run(**kw)
     assert any(k[-1] == 3 and k[0] == "c" and method in k for k in engine._KERNELS), "the batch did not interleave"
+    monkeypatch.setattr(engine, "CHUNK", 1000)
     monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: 1)
     one = _run(**kw)
     assert wide.timings["backends"] == one.timings["backends"] == {method: "c"}
@@ -130,6 +134,24 @@ def test_a_large_batch_interleaves_two_blocks_and_computes_the_same_bits(method,
     for k in one.aux:
         np.testing.assert_array_equal(wide.aux[k], one.aux[k], err_msg=k)
     assert np.isfinite(one.positions).all() and len(np.unique(one.final[0].round(3), axis=0)) > 40  # 81 runs apart
+
+
+@pytest.mark.parametrize("ilp", [1, 3])
+def test_a_run_split_into_kernel_calls_computes_what_one_call_computes(ilp, monkeypatch):
+    """The engine advances runs a chunk of steps per kernel call; state leaves the kernel's block between calls.
+    Positions-only records (the jobs' kind of kernel, where the reload bug showed) and 100 runs (the last block
+    part padding), chunks of 300 steps against one call of 900, for one block and for interleaved blocks."""
+    from trajectories import engine
+    monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: ilp)
+    kw = dict(landscape="one_optimum", methods=["samgs", "ls"], starts="grid:10", steps=900, record_every=50,
+              record=("positions",))
+    monkeypatch.setattr(engine, "CHUNK", 300)
+    split = _run(**kw)
+    monkeypatch.setattr(engine, "CHUNK", 1000)
+    whole = _run(**kw)
+    np.testing.assert_array_equal(split.positions, whole.positions)
+    np.testing.assert_array_equal(split.final, whole.final)
+    np.testing.assert_array_equal(split.status, whole.status)
 
 
 def test_a_poisoned_run_is_frozen_and_spoils_nothing():

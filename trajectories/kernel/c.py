@@ -119,9 +119,13 @@ def source(prog: ScalarProgram, ilp: int = 1) -> str:
     for k, (src, i) in enumerate(inputs):
         dt, ne = prog.in_dtypes[k], len(prog.inputs[k])
         ct, pt = CTYPE[dt], PTR[dt]
+        # the block's runs, then padding lanes copied from its first run. Not one loop with the index
+        # "j < n ? j : 0": gcc 12 at -O3 turned that into memcpy calls that, for blocks of 24 runs, loaded wrong
+        # values into lanes 4-7 on the second call (tests/test_engine.py splits runs into chunks to catch it)
         L.append(f"    {ct} blk{k}[{ne}][{W}];")
-        L.append(f"    for (int64_t j = 0; j < {W}; j++) {{ int64_t b = bb + (j < n ? j : 0); "
-                 f"for (int e = 0; e < {ne}; e++) blk{k}[e][j] = (({pt}*){src}[{i}])[b * {ne} + e]; }}")
+        L.append(f"    for (int64_t j = 0; j < n; j++) for (int e = 0; e < {ne}; e++) "
+                 f"blk{k}[e][j] = (({pt}*){src}[{i}])[(bb + j) * {ne} + e];")
+        L.append(f"    for (int64_t j = n; j < {W}; j++) for (int e = 0; e < {ne}; e++) blk{k}[e][j] = blk{k}[e][0];")
         if src == "S":
             stores.append(f"    for (int64_t j = 0; j < n; j++) for (int e = 0; e < {ne}; e++) "
                           f"(({pt}*)S[{i}])[(bb + j) * {ne} + e] = blk{k}[e][j];")
