@@ -9,10 +9,10 @@ Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kern
   loop shaped like the published toy code (one method, one start at a time: autograd per task, the
   method's aggregation, ``torch.optim.Adam``) and to this engine's own eager batched backend; both
   references are timed on a subsample in the same run and scaled by their run-steps;
-* basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 16 x 16), and the same again
+* basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 32 x 32), and the same again
   with the C kernel held to one block of runs per SIMD loop, for the ratio that interleaving blocks gains
   (``trajectories.engine.c_ilp``);
-* Explore's 50 x 50 grid view (``--quick``: 16 x 16) as the page runs it, with one block and interleaved,
+* Explore's 50 x 50 grid view (``--quick``: 32 x 32) as the page runs it, with one block and interleaved,
   rounds alternated;
 * first use in a fresh process: the Explore page's default view in a new Python process, with an empty
   kernel cache (cold) and with the cache just filled (warm);
@@ -128,7 +128,7 @@ def _fresh_process(cache: str, methods) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m trajectories bench --speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="a 16 x 16 basin map and a shorter scaling table")
+    p.add_argument("--quick", action="store_true", help="a 32 x 32 basin map and grid, and a shorter scaling table")
     p.add_argument("--skip-fresh", action="store_true", help="skip the fresh-process (cold/warm start) rows")
     p.add_argument("--plot", default="artifacts/speed-scaling.png", help="where the scaling plot goes")
     p.add_argument("--json", action="store_true", help="print the rows as JSON as well")
@@ -147,9 +147,9 @@ def main(argv=None) -> int:
     # warm every kernel first (compilation is measured separately, in a fresh process)
     cpu("one_optimum", methods, "paper", 10, record_every=10)
     cpu("one_optimum", methods, "paper", 10, record_every=1000, record=("positions",))
-    cpu("one_optimum", methods, "grid:8", 10, record_every=1000, record=("positions",))    # the interleaved ones
+    cpu("one_optimum", methods, "grid:32", 10, record_every=1000, record=("positions",))    # the interleaved ones
     default = [m for m in EXPLORE_DEFAULT if m in methods]
-    cpu("one_optimum", default, "grid:8", 10, record_every=1000)
+    cpu("one_optimum", default, "grid:32", 10, record_every=1000)
 
     t, _ = _median(lambda: cpu("one_optimum", ["samgs"], "paper", 20000, record_every=10), a.repeats)
     row("interactive: SAM-GS x 7 starts x 20k", t, 7 * 20000, "<= 0.3 s")
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
         f"| {seq * work / t_fig:,.0f}x the sequential loop ({seq * 1e3:.2f} ms/step), "
         f"{eager_per * 20000 / t_fig:,.0f}x eager batched ({eager_per * 1e3:.1f} ms/step)")
 
-    n = 16 if a.quick else 64
+    n = 32 if a.quick else 64            # 32 x 32: enough runs a method for the interleaved kernel
     t_basin, _ = _median(lambda: cpu("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
                                           record=("positions",)), 1 if not a.quick else a.repeats)
     row(f"basin map: {len(methods)} methods x {n}x{n} x 20k", t_basin, len(methods) * n * n * 20000, "<= 60 s (64x64)")
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     row("  the same with one block per SIMD loop", t_one, len(methods) * n * n * 20000, "-",
         f"| {engine.ILP} interleaved blocks: {t_one / t_basin:.2f}x faster")
 
-    n = 16 if a.quick else 50
+    n = 32 if a.quick else 50            # from engine.ILP_MIN_RUNS (1 000) runs a method, the kernel interleaves
     one_block, three = explore_grid(default, n, a.repeats)
     row(f"Explore's {n}x{n} grid: {len(default)} methods x 20k, one block", one_block, len(default) * n * n * 20000,
         "-", "| as the page runs it: one call per method, two at a time")

@@ -464,16 +464,18 @@ def test_benchmark_this_view_opens_the_form_holding_the_view():
 
 def test_a_grid_view_warms_up_its_own_kernels(monkeypatch):
     """The "Warming up" status names the methods whose kernels this server has not built. A large batch runs
-    on other kernels (blocks of runs interleaved: trajectories.engine.c_ilp, from 64 runs a method), so the
-    paper starts being warm must not make a 12 x 12 grid (144 runs a method) count as warm."""
+    on other kernels (blocks of runs interleaved: trajectories.engine.c_ilp, from 1 000 runs a method), so the
+    paper starts being warm must not make a 32 x 32 grid (1 024 runs a method) count as warm, while a 12 x 12
+    grid (144) runs on the paper starts' kernels."""
     from views import explore_model as model
     monkeypatch.setattr(model, "WARM", set())
     fresh, _ = model.read_state({})
     paper = model.build_config(fresh)
-    grid = model.build_config({**fresh, "starts": "grid:12"})
+    grid = model.build_config({**fresh, "starts": "grid:32"})
+    small_grid = model.build_config({**fresh, "starts": "grid:12"})
     assert sorted(model.cold_methods(paper)) == sorted(ISSUE_DEFAULTS)
     model.mark_warm(paper)
-    assert model.cold_methods(paper) == []
+    assert model.cold_methods(paper) == [] and model.cold_methods(small_grid) == []
     assert sorted(model.cold_methods(grid)) == sorted(ISSUE_DEFAULTS)
     model.mark_warm(grid)
     assert model.cold_methods(grid) == [] and model.cold_methods(paper) == []

@@ -264,15 +264,17 @@ def _engine_modules(land, method) -> tuple:
             method.step.__module__, method.init.__module__)
 
 
-ILP_MIN_RUNS = 64       # a group this large runs on a C kernel with interleaved blocks (kernel/c.py)
+ILP_MIN_RUNS = 1000     # a group this large runs on a C kernel with interleaved blocks (kernel/c.py)
 ILP = 3                 # how many: measured on a 50 x 50 grid of the default methods, 2 and 4 were slower
 
 
 def c_ilp(runs: int, dtype: str) -> int:
     """Independent blocks of runs the C kernel interleaves for a group of ``runs``: ILP from ILP_MIN_RUNS runs
-    up in float32 (a 50 x 50 grid of the default methods: ~15 % less time than one block), 1 below, where a
-    wider block would mostly compute padding and gcc's longer build would not pay off. A float64 vector holds
-    four runs, so a block of 8 is two independent vectors already."""
+    up in float32 (a 50 x 50 grid of the default methods: ~15 % less time than one block), 1 below. Below, the
+    gain does not pay for the build: gcc takes 2-3 times as long on the tripled body, and a page waits for it
+    once per machine (a 12 x 12 grid right after the paper starts waited 39 s for its 8 new kernels, to save
+    0.07 s a change), while the paper starts' 7 runs would mostly compute padding. A float64 vector holds four
+    runs, so a block of 8 is two independent vectors already."""
     return ILP if runs >= ILP_MIN_RUNS and dtype == "float32" else 1
 
 
