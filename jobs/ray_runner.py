@@ -188,6 +188,11 @@ def run_chunks(store, job_id, cfg, todo, pts, progress, hb, *, note_ran=None):
                     continue
                 except rex.RayTaskError as e:        # the chunk's own error (the engine refused it, say)
                     progress.drop_chunk(chunk.idx)
+                    if hb.cancelled.is_set():
+                        # cancelled: a task the cancel caught while it returned fails with Ray's own error
+                        # ("TypeError: 'Handlers' object is not callable": Ray's DeferSigint calls the worker's
+                        # default SIGINT handler), seen once in a clean-clone run; the job was cancelled, not failed
+                        continue
                     cause = getattr(e, "cause", None)
                     if error is None:
                         error = cause if isinstance(cause, Exception) else RuntimeError(_first_line(e))
