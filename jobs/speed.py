@@ -12,8 +12,9 @@ Workloads (one_optimum, Adam lr 1e-3, float32, the reference pipeline, warm kern
 * basin map: every method x 64 x 64 starts x 20 000 steps (``--quick`` uses 32 x 32), and the same again
   with the C kernel held to one block of runs per SIMD loop, for the ratio that interleaving blocks gains
   (``trajectories.engine.c_ilp``);
-* Explore's 50 x 50 grid view (``--quick``: 32 x 32) as the page runs it, with one block and interleaved,
-  rounds alternated;
+* Explore's 50 x 50 grid view (``--quick``: 32 x 32) as the page runs it, as it is, with one block of runs per
+  SIMD loop, and with the values every run shares computed per run (``engine.uniform_leaves``), rounds
+  alternated;
 * first use in a fresh process: the Explore page's default view in a new Python process, with an empty
   kernel cache (cold) and with the cache just filled (warm);
 * scaling: wall time against the number of runs (SAM-GS, 2 000 steps), written to a PNG plot;
@@ -26,6 +27,8 @@ Each figure is the median of ``--repeats`` runs. Nothing here is a test: the num
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -40,7 +43,6 @@ import torch
 
 import landscapes
 import optimizers
-from optimizers import outer as outer_mod
 from optimizers.base import Context, clip1
 
 from trajectories import engine
@@ -94,25 +96,28 @@ def sequential_step_time(methods, steps=300, start=(-8.0, 5.0)) -> float:
     return total / n
 
 
-def explore_grid(methods, n, repeats) -> tuple[float, float]:
+def explore_grid(methods, n, repeats) -> dict[str, float]:
     """Explore's n x n grid view as the page runs it (views/explore_model._run: one engine call per method, two
-    methods at a time, records every 1 000 steps), with the C kernel held to one block of runs per SIMD loop
-    and as it is (``engine.c_ilp``), rounds alternated; the two medians."""
+    methods at a time, records every 1 000 steps): as it is, with the C kernel held to one block of runs per SIMD
+    loop (``engine.c_ilp``), and with nothing computed once for the block (``engine.uniform_leaves``); rounds
+    alternated after a warm-up round of each; the medians by variant."""
     from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
     cfg = Config.make("one_optimum", methods, f"grid:{n}", 20000, record_every=1000, device="cpu")
-    interleaved = engine.c_ilp
-    times = {False: [], True: []}
-    for _ in range(repeats):
-        for on in (False, True):
-            engine.c_ilp = interleaved if on else (lambda runs, dtype: 1)
-            try:
+    variants = {"as it is": contextlib.nullcontext,
+                "one block": lambda: mock.patch.object(engine, "c_ilp", lambda runs, dtype: 1),
+                "per run": lambda: mock.patch.object(engine, "uniform_leaves", lambda state, params: ())}
+    times = {v: [] for v in variants}
+    for r in range(repeats + 1):
+        for v, change in variants.items():
+            with change():
                 t = time.perf_counter()
                 with ThreadPoolExecutor(2) as pool:
-                    list(pool.map(lambda m: engine.run(cfg.for_method(m)), methods))
-                times[on].append(time.perf_counter() - t)
-            finally:
-                engine.c_ilp = interleaved
-    return statistics.median(times[False]), statistics.median(times[True])
+                    list(pool.map(lambda m: engine.run(cfg.for_method(m) if r else
+                                                       dataclasses.replace(cfg.for_method(m), steps=10)), methods))
+                if r:
+                    times[v].append(time.perf_counter() - t)
+    return {v: statistics.median(ts) for v, ts in times.items()}
 
 
 def _fresh_process(cache: str, methods) -> float:
@@ -177,11 +182,14 @@ def main(argv=None) -> int:
         f"| {engine.ILP} interleaved blocks: {t_one / t_basin:.2f}x faster")
 
     n = 32 if a.quick else 50            # from engine.ILP_MIN_RUNS (1 000) runs a method, the kernel interleaves
-    one_block, three = explore_grid(default, n, a.repeats)
-    row(f"Explore's {n}x{n} grid: {len(default)} methods x 20k, one block", one_block, len(default) * n * n * 20000,
-        "-", "| as the page runs it: one call per method, two at a time")
-    row(f"  the same with {engine.ILP} interleaved blocks", three, len(default) * n * n * 20000, "-",
-        f"| {one_block / three:.2f}x faster (rounds alternated)")
+    grid = explore_grid(default, n, a.repeats)
+    work = len(default) * n * n * 20000
+    row(f"Explore's {n}x{n} grid: {len(default)} methods x 20k", grid["as it is"], work, "<= 5 s (50x50, page incl.)",
+        "| as the page runs it: one call per method, two at a time")
+    row("  the same with one block per SIMD loop", grid["one block"], work, "-",
+        f"| {engine.ILP} interleaved blocks: {grid['one block'] / grid['as it is']:.2f}x faster (rounds alternated)")
+    row("  the same with shared values computed per run", grid["per run"], work, "-",
+        f"| computed once a block: {grid['per run'] / grid['as it is']:.2f}x faster (rounds alternated)")
 
     if not a.skip_fresh:
         with tempfile.TemporaryDirectory() as cache:

@@ -41,8 +41,16 @@ class Landscape:
 
     # -- losses --------------------------------------------------------------------------------
     def values(self, theta: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """Raw task losses F[B, K] (before task weights). Subclasses implement this."""
-        raise NotImplementedError
+        """Raw task losses F[B, K] (before task weights). Subclasses implement this or ``task_values``."""
+        return torch.stack(self.task_values(theta, scale), 1)
+
+    def task_values(self, theta: torch.Tensor, scale: torch.Tensor) -> list:
+        """The K task losses as separate [B] tensors, each built by its own operations, as the published toy
+        code builds ``f1`` and ``f2``: ``values_and_grads`` then differentiates each alone. The default splits
+        ``values``, whose backward per task then runs through every task's operations with zeros."""
+        if type(self).values is Landscape.values:
+            raise NotImplementedError(f"{type(self).__name__} defines neither values nor task_values")
+        return list(self.values(theta, scale).unbind(1))
 
     def values_and_grads(self, theta: torch.Tensor, scale: torch.Tensor):
         """(F[B, K], dF/dtheta [B, K, 2]) by reverse-mode autograd, one backward pass per task.
@@ -51,15 +59,20 @@ class Landscape:
         inherit autograd's conventions on kinks and its order of accumulating the contributions to each
         parameter, bit for bit in eager float32 (methods-spec.md §2). Inside the engine the pass is traced
         with ``make_fx`` into plain element-wise operations, so the C kernel runs the same arithmetic.
+
+        Each pass starts from that task's own loss (``task_values``), not from a column of the stacked
+        ``F``: from a column, autograd would also run the other tasks' backward with zero cotangents. That
+        costs a quarter of the toys' step for nothing, and a zero times an infinite partial derivative of
+        another task (``sqrt`` at 0) would make this task's gradient NaN.
         """
         K = self.n_tasks
         with torch.enable_grad():
             th = theta.detach().requires_grad_(True)
-            F = self.values(th, scale)
-            ones = torch.ones_like(F[:, 0])          # not F.sum(): a reduction over runs cannot enter the kernel
-            grads = [torch.autograd.grad(F[:, k], th, grad_outputs=ones, retain_graph=k < K - 1)[0]
+            fs = self.task_values(th, scale)
+            ones = torch.ones_like(fs[0])            # not f.sum(): a reduction over runs cannot enter the kernel
+            grads = [torch.autograd.grad(fs[k], th, grad_outputs=ones, retain_graph=k < K - 1)[0]
                      for k in range(K)]
-        return F.detach(), torch.stack(grads, 1)
+        return torch.stack([f.detach() for f in fs], 1), torch.stack(grads, 1)
 
     def vjp(self, theta: torch.Tensor, scale: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """sum_k w_k dF_k/dtheta [B, 2] by ONE reverse pass with ``grad_outputs = w`` — what the published code's

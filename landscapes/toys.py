@@ -51,7 +51,7 @@ def _gate_down(x2):
 
 
 class OneOptimum(Landscape):
-    def values(self, theta, scale):
+    def task_values(self, theta, scale):
         x1, x2 = theta[:, 0], theta[:, 1]
         f1 = _log1(x1, x2)
         c1 = _gate_up(x2)
@@ -63,7 +63,7 @@ class OneOptimum(Landscape):
         f2_sq = ((-x1 - 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
         c2 = _gate_down(x2)
         f2 = f2 * c1 + f2_sq * c2
-        return torch.stack([f1, f2], 1)
+        return [f1, f2]
 
 
 def _well(x1, x2, s):
@@ -73,7 +73,7 @@ def _well(x1, x2, s):
 
 
 class TwoOptima(Landscape):
-    def values(self, theta, scale):
+    def task_values(self, theta, scale):
         x1, x2 = theta[:, 0], theta[:, 1]
         f1 = _log1(x1, x2)
         c1 = _gate_up(x2)
@@ -85,7 +85,7 @@ class TwoOptima(Landscape):
         c2 = _gate_down(x2)
         f2_sq = _well(x1, x2, -1.0)
         f2 = f2 * c1 + f2_sq * c2
-        return torch.stack([f1, f2], 1)
+        return [f1, f2]
 
 
 def one_optimum() -> Landscape:

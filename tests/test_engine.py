@@ -138,6 +138,60 @@ def test_a_large_batch_interleaves_blocks_and_computes_the_same_bits(method, mon
     assert np.isfinite(one.positions).all() and len(np.unique(one.final[0].round(3), axis=0)) > 40  # 81 runs apart
 
 
+@pytest.mark.parametrize("method", ["samgs", "nashmtl", "famo", "rlw", "graddrop"])
+def test_what_every_run_shares_is_computed_once_a_block_with_the_same_bits(method, monkeypatch):
+    """The C kernel computes what depends only on values shared by every run (the step counter, Adam's powers of
+    beta, the settings) once per block instead of once per run (engine.uniform_leaves, kernel/c.py). Against a
+    kernel told that nothing is shared: the same bits in everything the Result holds, on the two-optima landscape
+    with task weights, one block (81 runs) and interleaved blocks, split into kernel calls."""
+    from trajectories import engine
+    kw = dict(landscape="two_optima", methods=[method], starts="grid:9", steps=150, record_every=7,
+              task_weights=[0.4, 1.3])
+    monkeypatch.setattr(engine, "CHUNK", 40)
+    for ilp in (1, 3):
+        monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: ilp)
+        monkeypatch.setattr(engine, "uniform_leaves", trajectories.engine.__dict__["uniform_leaves"])
+        shared = _run(**kw)
+        monkeypatch.setattr(engine, "uniform_leaves", lambda state, params: ())
+        per_run = _run(**kw)
+        assert shared.timings["backends"] == per_run.timings["backends"] == {method: "c"}
+        for k in trajectories.result.ARRAYS:
+            np.testing.assert_array_equal(getattr(shared, k), getattr(per_run, k), err_msg=k)
+        assert sorted(shared.aux) == sorted(per_run.aux)
+        for k in per_run.aux:
+            np.testing.assert_array_equal(shared.aux[k], per_run.aux[k], err_msg=k)
+        assert len(np.unique(per_run.final[0].round(3), axis=0)) > 20
+
+
+def test_shared_leaves_never_include_a_runs_position_and_do_not_depend_on_the_batch():
+    """engine.uniform_leaves: leaves equal bit for bit in every run, except the position and the random key, which
+    belong to a run by design; so one start, seven starts and a grid get the same kernel. A swept setting is
+    not shared."""
+    from trajectories import engine
+    seen = []
+    real = engine.uniform_leaves
+
+    def spy(state, params):
+        names = [".".join(str(getattr(p, "key", p)) for p in path)
+                 for path, _ in torch.utils._pytree.tree_flatten_with_path((state, params))[0]]
+        out = real(state, params)
+        seen.append({names[k].split(".", 1)[1] for k in out})
+        return out
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(engine, "uniform_leaves", spy)
+    try:
+        for starts in ("0.5,-1", "paper", "grid:5"):
+            _run(methods=["samgs"], starts=starts, steps=5)
+        _run(methods=["samgs"], starts="paper", steps=5, hparams={"samgs": {"gamma": [0.05, 0.5]}})
+    finally:
+        monkeypatch.undo()
+    one, seven, grid, swept = seen
+    assert one == seven == grid
+    assert {"t", "lr", "weights", "hp.gamma"} <= one
+    assert not any(n == "theta" or n.startswith("theta.") or n == "key" for n in one)
+    assert one - swept == {"hp.gamma"}
+
+
 @pytest.mark.parametrize("ilp", [1, 3])
 def test_a_run_split_into_kernel_calls_computes_what_one_call_computes(ilp, monkeypatch):
     """The engine advances runs a chunk of steps per kernel call; state leaves the kernel's block between calls.

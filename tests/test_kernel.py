@@ -160,3 +160,38 @@ def test_disk_cache_finds_the_kernel_without_tracing(tmp_path, monkeypatch):
     state = [x.numpy().copy()]
     second.run(state, [], [], 0, 1, 0, 0)
     np.testing.assert_allclose(state[0], x.numpy() * 2 + 1)
+
+
+def test_values_shared_by_every_run_are_computed_once_a_block_and_give_the_same_bits():
+    """Told which inputs are the same in every run, the printer computes what depends on them alone as scalars
+    before the SIMD loop. A state leaf stays shared only while its new value depends on shared values alone:
+    ``acc`` starts equal in every run but is fed from ``x``. The results are those of the kernel told nothing."""
+    from trajectories.kernel import c as c_printer
+
+    def f(t, b, x, acc, lr, w):
+        bc = lr / (1.0 - b * 0.9)                               # Adam's bias correction: shared
+        x_new = x - bc * torch.tanh(x * w) / torch.sqrt(t + 1.0)
+        return t + 1.0, b * 0.9, x_new, acc + x_new * w, bc * w
+
+    B = 37
+    g = torch.Generator().manual_seed(3)
+    ins = [torch.zeros(B, dtype=torch.float64), torch.ones(B, dtype=torch.float64),
+           torch.randn(B, generator=g, dtype=torch.float64), torch.zeros(B, dtype=torch.float64),
+           torch.full((B,), 0.1, dtype=torch.float64), torch.full((B,), 2.0, dtype=torch.float64)]
+    told = kernel.Kernel(f, ins[:4], ins[4:], uniform=(0, 1, 3, 4, 5))
+    leaves, _ = c_printer.uniform_closure(told.program.scalar, (0, 1, 3, 4, 5))
+    assert leaves == {0, 1, 4, 5}
+    src = told.program.source
+    assert "uni0" in src and "uni1" in src and "uni3" not in src and "blk3" in src and "blk2" in src
+    assert " / " in src.split("} else {")[1].split("#pragma omp simd")[0]   # the division runs before the loop
+    results = []
+    for kern in (told, kernel.Kernel(f, ins[:4], ins[4:])):
+        state = [np.ascontiguousarray(t.numpy().copy()) for t in ins[:4]]
+        params = [np.ascontiguousarray(t.numpy().copy()) for t in ins[4:]]
+        rec = [np.zeros((B, 6))]
+        kern.run(state, params, rec, 0, 25, 5, 6)
+        kern.run(state, params, rec, 25, 5, 5, 6)              # a second call: the shared state comes back
+        results.append(state + rec)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(results[0][2]).all() and len(np.unique(results[0][2])) == B

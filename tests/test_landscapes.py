@@ -141,6 +141,28 @@ def test_float32_vjp_is_the_published_weighted_loss_backward_bit_for_bit(land):
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+def test_each_tasks_gradient_comes_from_its_own_loss_alone():
+    """``values_and_grads`` differentiates each task's own loss (``task_values``), as the published code's
+    ``losses[k].backward()`` does: task 1's gradient never runs through task 2's operations. Task 2 here is
+    sqrt(y + 1), whose derivative at y = -1 is infinite; through a stacked F, task 1's backward would multiply
+    that infinity by a zero cotangent and turn its own y-derivative NaN."""
+    from landscapes.base import Landscape
+
+    class Kinked(Landscape):
+        def task_values(self, theta, scale):
+            x, y = theta[:, 0], theta[:, 1]
+            return [(x * x + y * y) * scale, torch.sqrt(y + 1)]
+
+    land = Kinked(key="kinked", title="kinked", n_tasks=2, bounds=((-1, 1), (-1, 1)), presets={}, floor=(0, 0))
+    th = torch.tensor([[0.5, -1.0], [0.25, 3.0]], dtype=torch.float64)
+    F, G = land.values_and_grads(th, torch.ones(2, dtype=torch.float64))
+    np.testing.assert_array_equal(F.numpy(), [[1.25, 0.0], [9.0625, 2.0]])
+    np.testing.assert_array_equal(G[:, 0].numpy(), [[1.0, -2.0], [0.5, 6.0]])     # (2x, 2y), finite at y = -1
+    np.testing.assert_array_equal(G[1, 1].numpy(), [0.0, 0.25])                    # 1 / (2 sqrt(y + 1))
+    assert G[0, 1, 1] == np.inf
+    np.testing.assert_array_equal(land.values(th, torch.ones(2, dtype=torch.float64)).numpy(), F.numpy())
+
+
 def test_closed_form_landscapes_weight_their_own_gradients():
     land = landscapes.get("three_bowls")
     th = torch.tensor([[0.3, -1.2], [2.0, 0.5]], dtype=torch.float64)

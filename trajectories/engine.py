@@ -278,18 +278,39 @@ def c_ilp(runs: int, dtype: str) -> int:
     return ILP if runs >= ILP_MIN_RUNS and dtype == "float32" else 1
 
 
+PER_RUN = ("theta", "key")  # leaves that belong to one run however the batch looks (a batch of one run too)
+
+
+def uniform_leaves(state, params) -> tuple:
+    """The input leaves (indices into state + params, as flattened) whose value is the same, bit for bit, in every
+    run of the batch: the step counter, a variant's learning rate and knobs, Adam's powers of beta, ... The C
+    kernel computes what depends on these alone once per block (kernel/c.py). A run's position and random key
+    never count, so a batch of one run gets the kernel of a batch of many."""
+    out = []
+    flat = pytree.tree_flatten_with_path(state)[0] + pytree.tree_flatten_with_path(params)[0]
+    for k, (path, x) in enumerate(flat):
+        if getattr(path[0], "key", None) in PER_RUN or x.shape[0] == 0:
+            continue
+        a = np.ascontiguousarray(x.detach().cpu().numpy()).reshape(x.shape[0], -1).view(np.uint8)
+        if (a == a[:1]).all():
+            out.append(k)
+    return tuple(out)
+
+
 def _runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names, static):
     """The group's runner on ``backend``; a kernel that cannot be built falls back (``grp.fallback`` says why)."""
     flat = runners.Flat(step, state, params)
     if backend in ("c", "triton"):
         ilp = c_ilp(len(grp.variants) * len(cfg.starts), cfg.dtype) if backend == "c" else 1
-        kkey = (backend,) + _kernel_key(cfg, land, grp.method, static, rec_names) + ((ilp,) if ilp > 1 else ())
+        uni = uniform_leaves(state, params) if backend == "c" else ()
+        kkey = (backend,) + _kernel_key(cfg, land, grp.method, static, rec_names) + \
+            ((("uniform",) + uni,) if uni else ()) + ((ilp,) if ilp > 1 else ())
         try:
             with _KLOCK:
                 kern = _KERNELS.get(kkey)
             if kern is None:
                 build = kernel_mod.Kernel if backend == "c" else build_triton.TritonKernel
-                kw = {"ilp": ilp} if ilp > 1 else {}
+                kw = {"ilp": ilp, "uniform": uni} if backend == "c" else {}
                 kern = build(flat, pytree.tree_leaves(state), pytree.tree_leaves(params),
                              key=kkey + (flat.layout(state), flat.layout(params)),
                              modules=_engine_modules(land, grp.method), **kw)

@@ -91,13 +91,13 @@ def _setup_run(lib):
 class Program:
     """A traced step as C text, with the layout of its inputs and outputs (``ilp``: see :mod:`.c`)."""
 
-    def __init__(self, fn, state: list[torch.Tensor], params: list[torch.Tensor], ilp: int = 1):
+    def __init__(self, fn, state: list[torch.Tensor], params: list[torch.Tensor], ilp: int = 1, uniform=()):
         self.fn = fn
         self.traced = Traced(fn, state, params)
         self.scalar = to_scalar(self.traced)
         for name in ("n_state", "n_params", "n_records", "in_dtypes", "in_shapes", "out_dtypes", "out_shapes"):
             setattr(self, name, getattr(self.traced, name))
-        self.source = c_printer.source(self.scalar, ilp)
+        self.source = c_printer.source(self.scalar, ilp, uniform)
 
 
 class Kernel:
@@ -106,14 +106,17 @@ class Kernel:
     With a ``key`` (everything the traced code depends on) and ``modules`` (the Python modules it was traced
     from, see :func:`.cache.code_fingerprint`), a later process finds the compiled object through the on-disk
     index and skips tracing and compiling altogether. ``ilp``: independent blocks of runs interleaved in one
-    SIMD loop (:mod:`.c`); the same results, faster on large batches, twice gcc's time. ``width``: the runs
-    of one block (a range's bounds are best multiples of it).
+    SIMD loop (:mod:`.c`); the same results, faster on large batches, 2-3 times gcc's time. ``width``: the runs
+    of one block (a range's bounds are best multiples of it). ``uniform``: input leaves the caller has found equal
+    in every run (:mod:`.c`), a part of the key.
     """
 
-    def __init__(self, fn, state, params, key=None, modules=(), ilp: int = 1):
+    def __init__(self, fn, state, params, key=None, modules=(), ilp: int = 1, uniform=()):
         self.program = None
         self.width = c_printer.WIDTH * ilp
-        salt = " ".join(FLAGS) + ("" if ilp == 1 else f" ilp={ilp}")
+        self.uniform = tuple(sorted(uniform))
+        salt = " ".join(FLAGS) + ("" if ilp == 1 else f" ilp={ilp}") + \
+            ("" if not self.uniform else f" uniform={','.join(map(str, self.uniform))}")
         if key is not None:
             idx = index_path("c", key, modules, salt)
             if idx.exists():
@@ -122,7 +125,7 @@ class Kernel:
                     self.lib = ctypes.CDLL(str(so))
                     _setup_run(self.lib)
                     return
-        self.program = Program(fn, state, params, ilp)
+        self.program = Program(fn, state, params, ilp, self.uniform)
         self.lib = build(self.program.source)
         if key is not None:
             write_atomic(idx, Path(self.lib._name).name)

@@ -10,8 +10,12 @@ libmvec the same text builds with scalar libm). Compiled with ``-ffp-contract=of
 interleaved (``v3_0 = ...; v3_1 = ...;``). One step of one vector of runs is a long chain of dependent
 operations, so a single chain leaves the core waiting on latencies; independent chains side by side fill those
 waits (README "Performance" has the measurements). The arithmetic of each run is untouched, so every ``ilp``
-computes the same bits. It costs gcc about twice the time and makes a block ``ilp`` times wider, so the engine
-asks for it on large batches only (``trajectories.engine.c_ilp``).
+computes the same bits. gcc takes 2-3 times as long on it (2.3x on Nash-MTL's kernel) and a block is ``ilp``
+times wider, so the engine asks for it on large batches only (``trajectories.engine.c_ilp``).
+
+``uniform`` names the inputs that are the same in every run of a call (the engine checks:
+``trajectories.engine.uniform_leaves``). What is computed from them alone is printed as scalar code before the
+SIMD loop, once per step and block: Adam's bias corrections, the step counter. Same operations, same bits.
 """
 from __future__ import annotations
 
@@ -97,18 +101,51 @@ def body(prog: ScalarProgram) -> list[str]:
 _LOCAL = re.compile(r"\b(v\d+|in\d+_\d+)\b")      # the names body() and the loads give a run's values
 
 
-def source(prog: ScalarProgram, ilp: int = 1) -> str:
+def uniform_closure(prog: ScalarProgram, candidates) -> tuple[set, set]:
+    """The input leaves of ``candidates`` (indices into state + params) that stay the same across runs at every
+    step, and the values computed from them alone.
+
+    A state leaf stays uniform only if its new value is computed from uniform values alone: the step counter
+    and Adam's powers of beta do, a run's position does not. Iterated until no state leaf drops out.
+    """
+    leaves = set(candidates)
+    while True:
+        names = {name for k in leaves for name in prog.inputs[k]}
+        for ins in prog.instrs:
+            if all(isinstance(a, Const) or a in names for a in ins.args):
+                names.add(ins.out)
+        drop = {k for k in leaves if k < prog.n_state
+                and not all(isinstance(x, Const) or x in names for x in prog.outputs[k])}
+        if not drop:
+            return leaves, names
+        leaves -= drop
+
+
+def source(prog: ScalarProgram, ilp: int = 1, uniform=()) -> str:
     """The translation unit: ``void run(b0, b1, t0, nsteps, rec_every, n_rec, S, P, R)``, blocks of
-    ``WIDTH * ilp`` runs (see the module's docstring for ``ilp``)."""
+    ``WIDTH * ilp`` runs (see the module's docstring for ``ilp``).
+
+    ``uniform``: input leaves (indices into state + params) whose value is the same for every run of a call,
+    as the caller has checked. What is computed from them alone (:func:`uniform_closure`) is computed once a
+    step for the block, as scalars before the SIMD loop, instead of once per run: the same operations on the
+    same values, so the same bits.
+    """
     W = WIDTH * ilp
     copies = [(f"_{c}" if ilp > 1 else "", c * WIDTH) for c in range(ilp)]
+    uni_leaves, uni_names = uniform_closure(prog, uniform) if uniform else (set(), set())
 
     def val(v, suf=""):
-        return literal(v.value, v.dtype) if isinstance(v, Const) else v + suf
+        if isinstance(v, Const):
+            return literal(v.value, v.dtype)
+        return v if v in uni_names else v + suf
 
     def renamed(line, suf):
-        return _LOCAL.sub(lambda m: m.group(1) + suf, line) if suf else line
-    lines_body = body(prog)
+        if not suf:
+            return line
+        return _LOCAL.sub(lambda m: m.group(1) if m.group(1) in uni_names else m.group(1) + suf, line)
+    lines_uni, lines_body = [], []
+    for ins, line in zip(prog.instrs, body(prog)):
+        (lines_uni if ins.out in uni_names else lines_body).append(line)
     L = ["#include <math.h>", "#include <stdint.h>", "#include <string.h>", "__SIMD_DECLS__", ""]
     L.append("void run(int64_t b0, int64_t b1, int64_t t0, int64_t nsteps, int64_t rec_every, "
              "int64_t n_rec, void** S, void** P, void** R) {")
@@ -119,6 +156,17 @@ def source(prog: ScalarProgram, ilp: int = 1) -> str:
     for k, (src, i) in enumerate(inputs):
         dt, ne = prog.in_dtypes[k], len(prog.inputs[k])
         ct, pt = CTYPE[dt], PTR[dt]
+        if k in uni_leaves:
+            # the same for every run: the block's first run holds it
+            if src == "P":
+                for e, name in enumerate(prog.inputs[k]):
+                    L.append(f"    const {ct} {name} = (({pt}*)P[{i}])[bb * {ne} + {e}];")
+            else:
+                L.append(f"    {ct} uni{k}[{ne}];")
+                L.append(f"    for (int e = 0; e < {ne}; e++) uni{k}[e] = (({pt}*)S[{i}])[bb * {ne} + e];")
+                stores.append(f"    for (int64_t j = 0; j < n; j++) for (int e = 0; e < {ne}; e++) "
+                              f"(({pt}*)S[{i}])[(bb + j) * {ne} + e] = uni{k}[e];")
+            continue
         # the block's runs, then padding lanes copied from its first run. Not one loop with the index
         # "j < n ? j : 0": gcc 12 at -O3 turned that into memcpy calls that, for blocks of 24 runs, loaded wrong
         # values into lanes 4-7 on the second call (tests/test_engine.py splits runs into chunks to catch it)
@@ -135,11 +183,19 @@ def source(prog: ScalarProgram, ilp: int = 1) -> str:
         rec_specs.append((dt, ne))
         L.append(f"    {CTYPE[dt]} rb{r}[{ne}][{W}];")
 
-    def simd_loop(record: bool):
-        out = ["      #pragma omp simd", f"      for (int64_t j = 0; j < {WIDTH}; j++) {{"]
+    def step(record: bool):
+        out = []
+        for k in sorted(uni_leaves):
+            if k < prog.n_state:
+                out += [f"      const {CTYPE[prog.in_dtypes[k]]} {name} = uni{k}[{e}];"
+                        for e, name in enumerate(prog.inputs[k])]
+        out += ["      " + line for line in lines_uni]
+        out += ["      #pragma omp simd", f"      for (int64_t j = 0; j < {WIDTH}; j++) {{"]
         for suf, off in copies:
             at = f"j + {off}" if off else "j"
             for k in range(len(inputs)):
+                if k in uni_leaves:
+                    continue
                 for e, name in enumerate(prog.inputs[k]):
                     out.append(f"        const {CTYPE[prog.in_dtypes[k]]} {name}{suf} = blk{k}[{e}][{at}];")
         for line in lines_body:
@@ -147,6 +203,8 @@ def source(prog: ScalarProgram, ilp: int = 1) -> str:
         for suf, off in copies:
             at = f"j + {off}" if off else "j"
             for i in range(prog.n_state):
+                if i in uni_leaves:
+                    continue
                 for e, x in enumerate(prog.outputs[i]):
                     out.append(f"        blk{i}[{e}][{at}] = {val(x, suf)};")
             if record:
@@ -154,18 +212,21 @@ def source(prog: ScalarProgram, ilp: int = 1) -> str:
                     for e, x in enumerate(prog.outputs[prog.n_state + r]):
                         out.append(f"        rb{r}[{e}][{at}] = {val(x, suf)};")
         out.append("      }")
+        for i in sorted(uni_leaves):
+            if i < prog.n_state:
+                out += [f"      uni{i}[{e}] = {val(x)};" for e, x in enumerate(prog.outputs[i])]
         return out
 
     L.append("    for (int64_t s = 0; s < nsteps; s++) {")
     L.append("      const int64_t gs = t0 + s;")
     L.append("      if (rec_every > 0 && gs % rec_every == 0 && gs / rec_every < n_rec) {")
-    L += ["  " + x for x in simd_loop(True)]
+    L += ["  " + x for x in step(True)]
     L.append("        const int64_t row = gs / rec_every;")
     for r, (dt, ne) in enumerate(rec_specs):
         L.append(f"        for (int64_t j = 0; j < n; j++) for (int e = 0; e < {ne}; e++) "
                  f"(({PTR[dt]}*)R[{r}])[((bb + j) * n_rec + row) * {ne} + e] = rb{r}[e][j];")
     L.append("      } else {")
-    L += ["  " + x for x in simd_loop(False)]
+    L += ["  " + x for x in step(False)]
     L.append("      }")
     L.append("    }")
     L += stores
