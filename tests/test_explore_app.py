@@ -479,3 +479,29 @@ def test_a_grid_view_warms_up_its_own_kernels(monkeypatch):
     assert sorted(model.cold_methods(grid)) == sorted(ISSUE_DEFAULTS)
     model.mark_warm(grid)
     assert model.cold_methods(grid) == [] and model.cold_methods(paper) == []
+
+
+def test_methods_to_compute_run_first_and_the_result_keeps_the_pages_order(monkeypatch):
+    """A γ move reruns SAM-GS alone: explore_model._run starts the methods it has not computed before the cached
+    ones (which would otherwise hold its threads with cache look-ups first), and stacks the rows in the view's
+    order all the same, equal to a separate engine call. One thread here, so the order is the order of starting."""
+    import dataclasses
+    import json
+
+    import trajectories
+    from views import explore_model as model
+    base = trajectories.Config.make("one_optimum", ("ls", "mgda", "samgs"), "paper", 300, record_every=10)
+    model.run(dataclasses.replace(base, methods=("ls", "mgda")))        # ls and mgda computed and cached
+    started = []
+    real = model._run_method
+
+    def spy(cfg_json):
+        started.append(json.loads(cfg_json)["methods"])
+        return real(cfg_json)
+    monkeypatch.setattr(model, "_run_method", spy)
+    monkeypatch.setattr(model, "METHOD_THREADS", 1)
+    res = model.run(base)
+    assert started == [["samgs"], ["ls"], ["mgda"]]
+    assert [v["method"] for v in res.variants] == ["ls", "mgda", "samgs"]
+    alone = trajectories.run(dataclasses.replace(base, methods=("samgs",)))
+    np.testing.assert_array_equal(res.positions[2], alone.positions[0])

@@ -142,10 +142,10 @@ def test_float32_vjp_is_the_published_weighted_loss_backward_bit_for_bit(land):
 
 
 def test_each_tasks_gradient_comes_from_its_own_loss_alone():
-    """``values_and_grads`` differentiates each task's own loss (``task_values``), as the published code's
-    ``losses[k].backward()`` does: task 1's gradient never runs through task 2's operations. Task 2 here is
-    sqrt(y + 1), whose derivative at y = -1 is infinite; through a stacked F, task 1's backward would multiply
-    that infinity by a zero cotangent and turn its own y-derivative NaN."""
+    """``values_and_grads`` differentiates each task's own loss (``task_values``): task 1's gradient never runs
+    through task 2's operations. Task 2 here is sqrt(y + 1), whose derivative at y = -1 is infinite; through a
+    column of the stacked F (as before, and as the published trainer's ``losses[k]``), task 1's backward
+    multiplied that infinity by a zero cotangent and turned its own y-derivative NaN."""
     from landscapes.base import Landscape
 
     class Kinked(Landscape):
