@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 import numpy as np
 import torch
@@ -96,17 +97,24 @@ def sequential_step_time(methods, steps=300, start=(-8.0, 5.0)) -> float:
     return total / n
 
 
+def one_block():
+    """The C kernel held to one block of runs per SIMD loop (``engine.c_ilp``), for a side-by-side row."""
+    return mock.patch.object(engine, "c_ilp", lambda runs, dtype: 1)
+
+
+def per_run():
+    """Nothing computed once for a block: the values every run shares computed per run (``engine.uniform_leaves``)."""
+    return mock.patch.object(engine, "uniform_leaves", lambda state, params: ())
+
+
 def explore_grid(methods, n, repeats) -> dict[str, float]:
     """Explore's n x n grid view as the page runs it (views/explore_model._run: one engine call per method, two
     methods at a time, records every 1 000 steps): as it is, with the C kernel held to one block of runs per SIMD
     loop (``engine.c_ilp``), and with nothing computed once for the block (``engine.uniform_leaves``); rounds
     alternated after a warm-up round of each; the medians by variant."""
     from concurrent.futures import ThreadPoolExecutor
-    from unittest import mock
     cfg = Config.make("one_optimum", methods, f"grid:{n}", 20000, record_every=1000, device="cpu")
-    variants = {"as it is": contextlib.nullcontext,
-                "one block": lambda: mock.patch.object(engine, "c_ilp", lambda runs, dtype: 1),
-                "per run": lambda: mock.patch.object(engine, "uniform_leaves", lambda state, params: ())}
+    variants = {"as it is": contextlib.nullcontext, "one block": one_block, "per run": per_run}
     times = {v: [] for v in variants}
     for r in range(repeats + 1):
         for v, change in variants.items():
@@ -172,12 +180,9 @@ def main(argv=None) -> int:
     t_basin, _ = _median(lambda: cpu("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
                                           record=("positions",)), 1 if not a.quick else a.repeats)
     row(f"basin map: {len(methods)} methods x {n}x{n} x 20k", t_basin, len(methods) * n * n * 20000, "<= 60 s (64x64)")
-    interleaved, engine.c_ilp = engine.c_ilp, lambda runs, dtype: 1      # side by side: one block per SIMD loop
-    try:
+    with one_block():                    # side by side
         t_one, _ = _median(lambda: cpu("one_optimum", methods, f"grid:{n}", 20000, record_every=1000,
                                             record=("positions",)), 1 if not a.quick else a.repeats)
-    finally:
-        engine.c_ilp = interleaved
     row("  the same with one block per SIMD loop", t_one, len(methods) * n * n * 20000, "-",
         f"| {engine.ILP} interleaved blocks: {t_one / t_basin:.2f}x faster")
 
