@@ -91,8 +91,9 @@ def _jsonable(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def encode(live: LiveFigure, known: set | None = None) -> bytes:
-    """The browser's frame: the header and every used piece not in ``known`` (which this call extends)."""
+def encode(live: LiveFigure, known: set | None = None, meta: dict | None = None) -> bytes:
+    """The browser's frame: the header and every used piece not in ``known`` (which this call extends); ``meta``
+    adds to the figure's own for this frame only (the figure may be shared by sessions: it is not changed)."""
     known = set() if known is None else known
     used = live.used()
     send = [i for i in used if i not in known]
@@ -108,7 +109,7 @@ def encode(live: LiveFigure, known: set | None = None) -> bytes:
             blobs.append(b"\0" * pad)
             offset += pad
     header = json.dumps({"figure": live.figure, "playback": live.playback, "config": live.config,
-                         "meta": live.meta, "pieces": table, "uses": used},
+                         "meta": {**live.meta, **(meta or {})}, "pieces": table, "uses": used},
                         separators=(",", ":"), default=_jsonable, allow_nan=False).encode()
     start = 8 + len(header)
     pad = -start % 8

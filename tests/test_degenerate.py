@@ -98,6 +98,7 @@ def test_applying_the_degenerate_landscape_answers_within_the_budget(tmp_path, m
     monkeypatch.setenv("GRADSCAPE_CACHE", str(tmp_path / "cache"))
     at = AppTest.from_file(APP, default_timeout=300)
     at.query_params.update({"land": "custom", "steps": "300", "methods": "samgs,ls"})
+    at.session_state["explore.whole_page"] = True      # the sidebar, as after the map's first drawing
     at.run()
     at.text_area(key="x.studio.tasks").set_value("x1\n-x1").run()
     at.button(key="x.studio_apply").click()

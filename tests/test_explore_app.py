@@ -25,9 +25,15 @@ QUICK = {"steps": "300", "methods": "samgs,ls,famo"}     # a fast view for the c
 ISSUE_DEFAULTS = ("samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls")
 
 
+WHOLE_PAGE = "explore.whole_page"     # views/explore_model.WHOLE_PAGE
+
+
 def app(**query) -> AppTest:
+    """The page as a browser shows it once the map's first drawing has asked for the rest (a session's first
+    run of a live view leaves out the sidebar and what is below the map: test_a_sessions_first_run_...)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update(query)
+    at.session_state[WHOLE_PAGE] = True
     return at.run()
 
 
@@ -184,6 +190,44 @@ def test_teaching_link_hides_the_controls():
     assert len(at.sidebar.slider) == 0 and len(at.sidebar.multiselect) == 0
     assert len(live_maps(at)) == 1
     assert at.query_params["teach"] == "1"
+
+
+def test_a_sessions_first_run_draws_the_map_first_and_the_rest_once_the_map_is_drawn():
+    """A fresh session's first run of the map: the title, the controls above the map and the map, but no sidebar
+    and nothing below the map, and the frame asks the browser to report its drawing. The report's callback
+    (views/explore._on_first_drawing; the round trip itself is a browser test) brings the whole page, which shows
+    the same view and no longer asks."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(QUICK)
+    at.run()
+    assert_clean(at)
+    header, _ = live_frame(at)
+    assert header["meta"]["reportDrawn"] is True
+    assert len(at.sidebar.multiselect) == 0 and len(at.sidebar.select_slider) == 0
+    assert [s.key for s in at.main.slider] == ["x.samgs.gamma", "x.samgs.beta1", "x.samgs.beta2"]
+    assert not at.get("download_button") and not at.text_input      # no download row, no share box yet
+    first = config(at)
+    at.session_state["explore.whole_page"] = True         # what the "drawn" event's callback sets
+    at.session_state["explore.full_rerun"] = True
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="x.land") and len(at.sidebar.multiselect) == 4 and at.get("download_button")
+    assert "steps=300" in at.text_input(key="x.share.link").value
+    assert "reportDrawn" not in live_frame(at)[0]["meta"] and config(at) == first
+
+
+@pytest.mark.parametrize("how", ["address", "radio"])
+def test_a_view_without_the_live_map_draws_the_whole_page_at_once(how):
+    """Diagnostics has no live map to report a drawing: opened by its address, or chosen before the first map
+    was drawn, it comes with the sidebar in the same run."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({**QUICK, **({"view": "diag"} if how == "address" else {})})
+    at.run()
+    if how == "radio":
+        assert len(at.sidebar.multiselect) == 0
+        at.radio(key="x.view").set_value("diag").run()
+    assert_clean(at)
+    assert len(at.sidebar.multiselect) == 4 and at.get("download_button") and not live_maps(at)
 
 
 # -- bad input ------------------------------------------------------------------------------------------

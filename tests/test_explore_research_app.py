@@ -14,12 +14,13 @@ from streamlit.testing.v1 import AppTest
 
 import trajectories
 from figures import published
-from test_explore_app import APP, TIMEOUT, _array, assert_clean, live_frame, texts
+from test_explore_app import APP, TIMEOUT, WHOLE_PAGE, _array, assert_clean, live_frame, texts
 
 
 def app(**query) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params.update(query)
+    at.session_state[WHOLE_PAGE] = True        # the whole page, as after the map's first drawing
     return at.run()
 
 

@@ -100,6 +100,14 @@ def test_a_frame_carries_each_piece_once_and_decodes_to_the_same_arrays():
     assert again["pieces"] == [] and again["uses"] == header["uses"]   # nothing new: only the header
 
 
+def test_a_frames_own_meta_adds_to_the_figures_and_leaves_the_shared_figure_as_it_was():
+    fig = live.LiveFigure(figure={"data": [], "layout": {}}, meta={"clickable": True})
+    asked = live.decode(live.encode(fig, set(), meta={"reportDrawn": True}), {})
+    assert asked["meta"] == {"clickable": True, "reportDrawn": True}
+    assert fig.meta == {"clickable": True}                             # sessions share the prepared figure
+    assert live.decode(live.encode(fig, set()), {})["meta"] == {"clickable": True}
+
+
 @pytest.fixture(scope="module")
 def paper_view():
     return trajectories.simulate("one_optimum", ["samgs", "ls"], "paper", 2000, record_every=10)

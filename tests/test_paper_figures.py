@@ -582,6 +582,7 @@ def test_the_export_panel_offers_the_view_on_screen_first():
     from streamlit.testing.v1 import AppTest
     at = AppTest.from_file(str(_P(__file__).resolve().parents[1] / "app.py"), default_timeout=300)
     at.query_params.update({"methods": "samgs,ls", "steps": "500", "layout": "multiples"})
+    at.session_state["explore.whole_page"] = True      # the export panel, as after the map's first drawing
     at.run()
     assert at.selectbox(key="explore_export_kind").value == "view"
     at.button(key="explore_export_go").click().run()

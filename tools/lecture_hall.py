@@ -37,6 +37,7 @@ async def _session(browser, url: str, timeout_ms: int) -> dict:
         await page.goto(url)
         await page.wait_for_function("() => (window.__gradscapeDraws || []).length > 0", timeout=timeout_ms)
         first = await page.evaluate("() => window.__gradscapeDraws[0].at") / 1000
+        await page.wait_for_function("() => window.__gsSidebarAt > 0", timeout=timeout_ms)    # the whole page
         await _settle(page, timeout_ms)
         n = await page.evaluate("() => window.__gradscapeDraws.length")
         k = await page.evaluate("() => window.__gsInput.length")

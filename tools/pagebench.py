@@ -12,7 +12,11 @@ import time
 
 INIT = """window.__gsInput = [];
 for (const ev of ['keydown', 'pointerup'])
-  document.addEventListener(ev, () => window.__gsInput.push(performance.now()), true);"""
+  document.addEventListener(ev, () => window.__gsInput.push(performance.now()), true);
+(() => { const look = () => {      // when the sidebar's controls are on screen (they follow a session's first map)
+  const sb = document.querySelector('[data-testid="stSidebarUserContent"]');
+  if (sb && sb.innerText.includes('Learning rate')) { window.__gsSidebarAt = performance.now(); return; }
+  requestAnimationFrame(look); }; requestAnimationFrame(look); })();"""
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 DRAWS = "() => (window.__gradscapeDraws || []).map(d => [d.at, d.bytes])"
 SETTLE_MS = 700          # no new draw for this long, and Streamlit idle: the change is over
@@ -52,6 +56,12 @@ def settle(page, timeout_ms: int = 300_000) -> None:
 def first_chart_ms(page) -> float:
     """Milliseconds from navigation start to the live map's first drawing."""
     return page.evaluate("() => window.__gradscapeDraws[0].at")
+
+
+def sidebar_ms(page, timeout_ms: int = 300_000) -> float:
+    """Milliseconds from navigation start to the sidebar's controls on screen (the whole page)."""
+    page.wait_for_function("() => window.__gsSidebarAt > 0", timeout=timeout_ms)
+    return page.evaluate("() => window.__gsSidebarAt")
 
 
 def timed_change(page, act, wire: WireCounter, timeout_ms: int = 300_000) -> dict:

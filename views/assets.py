@@ -35,7 +35,8 @@ FRONTEND = STATIC / "gradscape"
 def component_js(module: str) -> str:
     """The inline script of a custom component (v2) whose frontend is ``static/gradscape/<module>``: it imports
     the module and calls its ``render(args)``. The module's URL carries a hash of the frontend's files, so a
-    browser never runs a stale copy."""
+    browser never runs a stale copy. A module that cannot load says so in the component's place and sends one
+    "drawn" event, as a drawn map does: a page waiting for the map's first drawing (views/explore.py) goes on."""
     version = hashlib.sha1(b"".join(p.read_bytes() for p in sorted(FRONTEND.glob("*.js")))).hexdigest()[:12]
     return ("export default function (args) {\n"
             f"  const url = new URL('app/static/gradscape/{module}?v={version}', document.baseURI).href;\n"
@@ -43,7 +44,9 @@ def component_js(module: str) -> str:
             "  import(url).then((m) => { if (!gone) cleanup = m.render(args); })\n"
             "    .catch((e) => { const el = args.parentElement; el.dataset.error = String(e); console.error(e);\n"
             "      el.textContent = 'This figure could not load its code (' + e + '). Reload the page to try again.';\n"
-            "      el.setAttribute('role', 'alert'); });\n"
+            "      el.setAttribute('role', 'alert');\n"
+            "      if (!el.__gsTold && args.setTriggerValue) {\n"
+            "        el.__gsTold = true; args.setTriggerValue('drawn', {at: Date.now()}); } });\n"
             "  return () => { gone = true; if (cleanup) cleanup(); };\n"
             "}\n")
 

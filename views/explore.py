@@ -7,7 +7,6 @@ never shows a traceback: bad input gets a message naming the field, and the rest
 ``teach=1`` is presentation mode: no sidebar, no timings, no downloads; one line says what runs, and ``knobs=``
 names the controls that stay on screen (``knobs=gamma``).
 """
-import copy
 import sys
 
 import streamlit as st
@@ -130,8 +129,10 @@ def show_map(result, state, presenting: bool):
         overlays.controls(state)
     extras, extras_key = overlays.extras(result, state)
     fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None, extras, extras_key)
-    st.session_state["explore.sent_bytes"] = live_map.show(fig, key=MAP_KEY, on_click=_on_map_click)
-    if not presenting:
+    map_first = _map_first()
+    st.session_state["explore.sent_bytes"] = live_map.show(fig, key=MAP_KEY, on_click=_on_map_click,
+                                                           on_drawn=_on_first_drawing if map_first else None)
+    if not presenting and not map_first:
         st.caption(success_line(result) + ".  ▶ plays the runs; the slider under the map scrubs through the steps; "
                    "click the map to add a start, a start to remove it; double-click a method in the legend to "
                    "show it alone.")
@@ -150,7 +151,8 @@ def show_loss_space(result, state, presenting: bool):
         c1.caption("Each run's path in loss space (L₁, L₂) with the Pareto front (thick line). A method that stops "
                    "on the front is Pareto-stationary.")
     fig = model.loss_figure(result, state["img"], PRESENTATION_HEIGHT if presenting else None)
-    st.session_state["explore.sent_bytes"] = live_map.show(fig, key="explore_loss")
+    st.session_state["explore.sent_bytes"] = live_map.show(
+        fig, key="explore_loss", on_drawn=_on_first_drawing if _map_first() else None)
 
 
 def show_outcomes(result, state):
@@ -283,26 +285,29 @@ def main():
         lessons_link()
     if presenting:
         live_area()
-    elif st.session_state.get("explore.sidebar_drawn"):
+    elif st.session_state.get(model.WHOLE_PAGE) or state["view"] not in model.LIVE_VIEWS:
+        st.session_state[model.WHOLE_PAGE] = True
         controls.sidebar(state)         # a widget there may have changed the state: read it before the map
         live_area()
     else:
-        map_before_sidebar(state)
+        live_area()     # a session's first run: the map first, the rest when it is drawn (_on_first_drawing)
 
 
-def map_before_sidebar(state: dict) -> None:
-    """A session's first run: the map's elements go out before the sidebar's. A new browser mounts the map's
-    component only after drawing the elements that came before it; with the sidebar's ~30 widgets after the map
-    the first chart came ~0.1 s sooner (median of 6 fresh browsers each, side by side: 2.42 s against 2.52 s).
-    On a first run the widgets are seeded from the state (the address), so they read back what the map was
-    computed from; were one to differ (a value a widget normalises), the page runs once more with the widgets'
-    values."""
-    live_area()
-    before = copy.deepcopy(state)       # as the map left it (it may have set a malformed value aside)
-    controls.sidebar(state)
-    st.session_state["explore.sidebar_drawn"] = True
-    if state != before:
-        st.rerun()
+def _map_first() -> bool:
+    """Whether this run draws the map first: a session's first run of a live view (map or loss space) draws the
+    title, the controls above the map and the map, and leaves out the sidebar and everything below the map; the
+    map's first drawing in the browser asks for the whole page (``_on_first_drawing``), which then comes in a
+    second run. A fresh browser draws the Streamlit elements that come before a component before it mounts it,
+    and the sidebar's ~30 widgets with the download row and the export panel cost it ~0.7 s on the way to the
+    first chart (fresh browsers, side by side: medians 2.98 s for the whole page against 2.36 s map first)."""
+    state = st.session_state[model.STATE_KEY]
+    return not state["teach"] and not st.session_state.get(model.WHOLE_PAGE)
+
+
+def _on_first_drawing() -> None:
+    """The map's first drawing (or its failure) in this browser: now the whole page."""
+    st.session_state[model.WHOLE_PAGE] = True
+    st.session_state["explore.full_rerun"] = True       # the trigger reruns the fragment; the sidebar needs all
 
 
 @st.fragment
@@ -316,6 +321,7 @@ def live_area():
     if toast:
         st.toast(toast)
     presenting = bool(state["teach"])
+    map_first = _map_first()
     if presenting:
         controls.knobs(state)
     else:
@@ -324,6 +330,9 @@ def live_area():
         _radio("View", model.VIEWS, "view", state, top[0], label_visibility="collapsed")
         share = top[1].popover("Share", icon=":material/link:", width="stretch")
     view = state["view"]
+    if map_first and view not in model.LIVE_VIEWS:     # another view chosen before the first map was drawn
+        st.session_state[model.WHOLE_PAGE] = True
+        st.rerun()
     try:
         cfg = model.build_config(state)
     except ValueError as e:
@@ -351,12 +360,12 @@ def live_area():
         show_view(view, result, state, presenting)
         if presenting:
             report_divergence(result, state, presenting)
-        else:
+        elif not map_first:
             downloads(result, cfg)
     if presenting:
         plain = {k: v for k, v in model.url_params(state).items() if k not in ("teach", "knobs")}
         st.link_button("Show the controls", "?" + common.query_string(plain))
-    else:
+    elif not map_first:
         controls.share_box(share, state)
     model.sync_url(state)
 

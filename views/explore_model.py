@@ -34,6 +34,7 @@ from figures.style import Style
 from views import common
 
 STATE_KEY = "explore"
+WHOLE_PAGE = "explore.whole_page"   # set once this session's page has drawn everything (views/explore.py main)
 DEFAULT_METHODS = ("samgs", "nashmtl", "cagrad", "pcgrad", "mgda", "alignedmtl", "famo", "ls")
 MAX_STEPS = 50_000
 MAX_RUNS = 20_000               # method variants x starts that the page draws
@@ -44,6 +45,7 @@ LR_MIN, LR_MAX = 1e-6, 10.0
 START_MODES = {"preset": "Preset", "grid": "n × n grid", "random": "Random", "points": "Points"}
 VIEWS = {"map": "Map", "loss": "Loss space", "outcomes": "Outcomes", "diag": "Diagnostics", "table": "Summary",
          "fragility": "Fragility", "playground": "Playground"}
+LIVE_VIEWS = ("map", "loss")     # the views drawn by the live map (views/live_map.py)
 LAYOUTS = {"overlay": "Overlay", "multiples": "One panel per method"}
 WEIGHT_MODES = {"free": "free", "sum1": "w₁ + w₂ = 1"}
 IMAGE_FORMATS = ("png", "svg")

@@ -13,7 +13,8 @@ static file serving (``.streamlit/config.toml``). The component itself is a tiny
 
 Per session, ``st.session_state[f"{key}.sent"]`` holds the pieces already sent to this browser. A browser that
 lost one (its cache evicted it) sends a "missing" event and gets everything again; a click on the map sends a
-"click" event with the data coordinates.
+"click" event with the data coordinates; a frame that asks for it (a session's first map, views/explore.py) is
+answered by a "drawn" event once drawn.
 """
 from __future__ import annotations
 
@@ -49,11 +50,14 @@ def click_of(key: str) -> tuple[float, float] | None:
     return (x, y) if all(map(lambda v: v == v and abs(v) < 1e12, (x, y))) else None
 
 
-def show(fig: live.LiveFigure, *, key: str, on_click=None) -> int:
-    """Draw ``fig`` as the live map ``key``; returns the bytes sent to the browser this run."""
-    frame = live.encode(fig, _sent(key))
+def show(fig: live.LiveFigure, *, key: str, on_click=None, on_drawn=None) -> int:
+    """Draw ``fig`` as the live map ``key``; returns the bytes sent to the browser this run. With ``on_drawn``,
+    the browser reports this frame's drawing (or its failure) with a "drawn" event, which calls it."""
+    frame = live.encode(fig, _sent(key), meta={"reportDrawn": True} if on_drawn is not None else None)
     callbacks = {"on_missing_change": _on_missing(key)}
     if on_click is not None:
         callbacks["on_click_change"] = on_click
+    if on_drawn is not None:
+        callbacks["on_drawn_change"] = on_drawn
     _COMPONENT(key=key, data=frame, **callbacks)
     return len(frame)

@@ -114,7 +114,9 @@ class LiveMap {
   async update(u8, setTrigger) {
     const began = performance.now();
     this.setTrigger = setTrigger;
+    this.reportDrawn = undefined;
     const header = decode(u8);
+    this.reportDrawn = Boolean(header.meta && header.meta.reportDrawn);   // the page waits for this drawing
     const missing = header.uses.filter((id) => !PIECES.has(id));
     if (missing.length) {       // the cache lost something the page thinks we hold: ask for everything again
       setTrigger("missing", { ids: missing.slice(0, 20), n: missing.length, at: Date.now() });
@@ -146,6 +148,17 @@ class LiveMap {
     // for the page benchmarks (tools/explore_bench.py): when each frame was drawn, its size, its drawing time
     DRAWS.push({ at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began, plotlyMs, reactMs });
     if (DRAWS.length > 500) DRAWS.splice(0, 250);
+    this.tellDrawn();
+  }
+
+  // a session's first map: the page draws its sidebar and the rest once the map is on screen (or failed)
+  // (a frame that failed before its header was read may have asked too: that counts as asked, once per map)
+  tellDrawn() {
+    if (this.reportDrawn === false || !this.setTrigger) return;
+    if (this.reportDrawn === undefined && this.toldUnread) return;
+    this.toldUnread = this.toldUnread || this.reportDrawn === undefined;
+    this.reportDrawn = false;
+    this.setTrigger("drawn", { at: Date.now() });
   }
 
   // A map with equal axes is only as wide as its square plot area, plus margins and the colour bar, so the colour
@@ -307,7 +320,7 @@ export function render(args) {
   if (!map) map = parentElement.__gradscapeMap = new LiveMap(parentElement);
   // one update at a time, in order (Plotly.react is asynchronous)
   map.queue = (map.queue || Promise.resolve()).then(() => map.update(data, setTriggerValue))
-    .then(() => clearFailure(parentElement), (e) => showFailure(parentElement, e));
+    .then(() => clearFailure(parentElement), (e) => { showFailure(parentElement, e); map.tellDrawn(); });
   return () => {
     map.destroy();
     delete parentElement.__gradscapeMap;

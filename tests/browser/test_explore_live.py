@@ -359,19 +359,46 @@ def test_a_browser_that_lost_its_pieces_gets_them_again(page, server):
     no_exceptions(page)
 
 
+SIDEBAR_WATCH = """(() => { const look = () => {
+    const sb = document.querySelector('[data-testid="stSidebarUserContent"]');
+    if (sb && sb.innerText.includes('Learning rate')) { window.__gsSidebarAt = performance.now(); return; }
+    requestAnimationFrame(look); }; requestAnimationFrame(look); })();"""
+SIDEBAR_CONTROLS = "() => window.__gsSidebarAt > 0"
+
+
+def test_a_fresh_browser_gets_the_map_first_and_then_the_whole_page(page, server):
+    """A new session's map is drawn before the sidebar's controls and the download row arrive; they come right
+    after, on the map's own report, and the page then works as ever (a γ move redraws)."""
+    page.add_init_script(SIDEBAR_WATCH)
+    open_map(page, server, QUICK)
+    page.wait_for_function(SIDEBAR_CONTROLS, timeout=TIMEOUT_MS)
+    idle(page)
+    first_draw, sidebar = page.evaluate("() => [window.__gradscapeDraws[0].at, window.__gsSidebarAt]")
+    assert first_draw < sidebar
+    expect(page.get_by_role("button", name="Result (.npz)")).to_be_visible()
+    assert "steps=3000" in _share_links(page)[0]
+    nudge_gamma(page)
+    assert query_of(page)["samgs.gamma"] != "0.1"
+    no_exceptions(page)
+
+
 def test_a_map_that_cannot_load_says_so_instead_of_staying_blank(page, server, screenshots):
     """Plotly.js unreachable (both bundles, script tag and fetch), then the map's own code: each time the map's place
-    says what failed and to reload; once the files come back, a reload draws the map and the message is gone."""
+    says what failed and to reload, and the sidebar comes as after a drawing; once the files come back, a reload
+    draws the map and the message is gone."""
     page.route("**/vendor/plotly*", lambda route: route.abort())
+    page.add_init_script(SIDEBAR_WATCH)
     page.goto(server + "/?" + QUICK)
     expect(page.get_by_text("This figure could not be drawn", exact=False)).to_be_visible(timeout=TIMEOUT_MS)
     assert page.evaluate(DRAWS) == 0 and page.locator(".gs-failure[role=alert]").count() == 1
+    page.wait_for_function(SIDEBAR_CONTROLS, timeout=TIMEOUT_MS)    # the rest of the page came all the same
     page.screenshot(path=str(screenshots / "explore-map-failed.png"))
     page.unroute("**/vendor/plotly*")
     page.route("**/gradscape/live_map.js*", lambda route: route.abort())
     page.reload()
     expect(page.get_by_text("This figure could not load its code", exact=False)).to_be_visible(timeout=TIMEOUT_MS)
     assert page.evaluate(DRAWS) == 0 and page.locator("[data-error][role=alert]").count() == 1
+    page.wait_for_function(SIDEBAR_CONTROLS, timeout=TIMEOUT_MS)
     page.unroute("**/gradscape/live_map.js*")
     page.reload()
     page.wait_for_function(DRAWS + " > 0", timeout=TIMEOUT_MS)
