@@ -34,6 +34,16 @@ def result_key(result) -> str:
     return h.hexdigest()[:16]
 
 
+def prepared_for_another(key_prefix: str, result) -> bool:
+    """Whether the panel ``key_prefix`` holds a prepared file of another Result than ``result``; if so, the file
+    is dropped (a panel drawn for ``result`` would not offer it, one drawn before still does)."""
+    ready = st.session_state.get(f"{key_prefix}_export_file")
+    if ready is None or ready[0][0] == result_key(result):
+        return False
+    del st.session_state[f"{key_prefix}_export_file"]
+    return True
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def _render(result_id: str, spec_json: str, fmt: str, _result) -> bytes:
     """The file's bytes; ``_result`` is not hashed (``result_id`` stands for it)."""

@@ -382,6 +382,39 @@ def test_a_fresh_browser_gets_the_map_first_and_then_the_whole_page(page, server
     no_exceptions(page)
 
 
+def test_after_a_gamma_move_the_downloads_hold_the_view_on_screen(page, server, tmp_path):
+    """The download row and the export panel sit outside the live area's fragment, so a γ move does not redraw
+    them: the downloaded Result and config are still those of the γ on screen, and a figure prepared before the
+    move is no longer offered."""
+    import json
+
+    from trajectories import Result
+    page.add_init_script(SIDEBAR_WATCH)
+    open_map(page, server, QUICK)
+    page.wait_for_function(SIDEBAR_CONTROLS, timeout=TIMEOUT_MS)
+    idle(page)
+    nudge_gamma(page)
+    gamma = float(query_of(page)["samgs.gamma"])
+    assert gamma != 0.1
+    with page.expect_download(timeout=TIMEOUT_MS) as dl:
+        page.get_by_role("button", name="Result (.npz)").click()
+    dl.value.save_as(tmp_path / "r.npz")
+    res = Result.load(tmp_path / "r.npz")
+    assert res.config["hparams"]["samgs"]["gamma"] == gamma and res.config["steps"] == 3000
+    with page.expect_download(timeout=TIMEOUT_MS) as dl:
+        page.get_by_role("button", name="Config (.json)", exact=True).click()
+    dl.value.save_as(tmp_path / "c.json")
+    assert json.loads((tmp_path / "c.json").read_text())["hparams"]["samgs"]["gamma"] == gamma
+    page.get_by_text("Export for papers, slides and lectures").click()
+    page.get_by_role("button", name="Prepare file").click()
+    prepared = page.get_by_role("button", name="Download gradscape-overlay.pdf", exact=False)
+    expect(prepared).to_be_visible(timeout=TIMEOUT_MS)
+    idle(page)
+    nudge_gamma(page)
+    expect(prepared).to_have_count(0, timeout=TIMEOUT_MS)       # the file of the γ before is gone
+    no_exceptions(page)
+
+
 def test_a_map_that_cannot_load_says_so_instead_of_staying_blank(page, server, screenshots):
     """Plotly.js unreachable (both bundles, script tag and fetch), then the map's own code: each time the map's place
     says what failed and to reload, and the sidebar comes as after a drawing; once the files come back, a reload
