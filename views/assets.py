@@ -53,11 +53,12 @@ def component_js(module: str) -> str:
 
 def ensure_assets() -> Path:
     """Gzip Plotly.js next to our frontend and put the matching cartesian bundle beside it, once per install or
-    upgrade (a stamp records the source's size and time). Returns the full archive's path."""
+    upgrade or new cartesian bundle (a stamp records the sources' sizes and times). Returns the full archive's
+    path."""
     src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    stamp = f"{src.stat().st_size}-{int(src.stat().st_mtime)}"
-    mark = PLOTLY_GZ.with_suffix(".stamp")
     cartesian = Path(str(CARTESIAN_SRC).format(version=get_plotlyjs_version()))
+    stamp = " ".join(f"{p.stat().st_size}-{int(p.stat().st_mtime)}" for p in (src, cartesian) if p.exists())
+    mark = PLOTLY_GZ.with_suffix(".stamp")
     fresh = PLOTLY_GZ.exists() and mark.exists() and mark.read_text() == stamp
     if fresh and CARTESIAN_GZ.exists() == cartesian.exists():
         return PLOTLY_GZ

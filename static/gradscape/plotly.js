@@ -3,7 +3,7 @@
 // Two bundles (views/assets.py): the cartesian one (contour, scatter, heatmap, ...; 0.5 MB gzipped) draws every
 // figure without WebGL or 3-D, the full one (1.5 MB) the rest. A figure asks for what its trace types need; the
 // cartesian bundle is tried first and the full one taken when it is missing (another plotly.js installed). Each
-// bundle is a UMD script that sets window.Plotly, so they run one after the other and each instance is kept as
+// bundle is a script that sets window.Plotly, so they run one after the other and each instance is kept as
 // it was when its script ran. They are kept gzipped on disk; the app's server (views/static_cache.py) sends
 // them under their plain names as Content-Encoding: gzip, so a plain <script> tag loads them and the browser
 // compiles them off the main thread while they arrive. Behind a server that does not (the .js name is a 404),

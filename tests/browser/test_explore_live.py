@@ -406,9 +406,12 @@ def test_after_a_gamma_move_the_downloads_hold_the_view_on_screen(page, server, 
     dl.value.save_as(tmp_path / "c.json")
     assert json.loads((tmp_path / "c.json").read_text())["hparams"]["samgs"]["gamma"] == gamma
     page.get_by_text("Export for papers, slides and lectures").click()
-    page.get_by_role("button", name="Prepare file").click()
+    go = page.get_by_role("button", name="Prepare file")
+    expect(go).to_be_enabled(timeout=TIMEOUT_MS)
+    idle(page)
+    go.click()
     prepared = page.get_by_role("button", name="Download gradscape-overlay.pdf", exact=False)
-    expect(prepared).to_be_visible(timeout=TIMEOUT_MS)
+    expect(prepared).to_be_visible(timeout=120_000)
     idle(page)
     nudge_gamma(page)
     expect(prepared).to_have_count(0, timeout=TIMEOUT_MS)       # the file of the γ before is gone
