@@ -40,9 +40,13 @@ class WireCounter:
 
 
 def open_page(page, url: str, timeout_ms: int = 300_000):
+    """Open Explore and wait until the whole page is there: the map, then (a session's first run draws the map
+    first) the sidebar, unless it is a teaching link, and no redraw for SETTLE_MS."""
     page.add_init_script(INIT)
     page.goto(url)
     page.wait_for_function("() => (window.__gradscapeDraws || []).length > 0", timeout=timeout_ms)
+    if "teach=" not in url:
+        page.wait_for_function("() => window.__gsSidebarAt > 0", timeout=timeout_ms)
     settle(page, timeout_ms)
 
 
