@@ -258,7 +258,7 @@ def test_a_learning_rate_that_diverges_every_run_is_reported():
     # SAM-GS without the reference pipeline's norm clipping, heavy-ball SGD at lr 10: every run leaves |theta| < 1e6
     at = app(methods="samgs", opt="sgd", lr="10", mom="0.999", pipe="clean", steps="5000")
     assert not at.exception
-    res = at.session_state["explore.last"][0]
+    res = at.session_state["explore.shown"]["result"]
     assert (res.diverged_step >= 0).all() and (np.abs(res.final) < 1e6).all()
     assert any("Every run turned NaN or blew up" in e for e in texts(at.error))
 
@@ -301,7 +301,7 @@ def test_landscape_studio_validates_applies_and_shares_a_custom_landscape():
     assert_clean(again)
     assert dict(config(again)["landscape_spec"])["tasks"] == spec["tasks"]
     # an LS run on the sum (x1-2)^2 + (x1+2)^2 + ... moves towards its minimiser x1 = 0
-    res = again.session_state["explore.last"][0]
+    res = again.session_state["explore.shown"]["result"]
     assert np.all(np.abs(res.final[list(res.labels).index("LS"), :, 0]) <= np.abs(res.starts[:, 0]) + 1e-6)
 
 
@@ -357,7 +357,7 @@ def test_a_gamma_move_sends_only_samgs_paths():
 def test_every_run_draws_the_same_paths_as_one_engine_call():
     import trajectories
     at = app(**QUICK)
-    shown = at.session_state["explore.last"][0]
+    shown = at.session_state["explore.shown"]["result"]
     direct = trajectories.run(trajectories.Config.from_dict(config(at)))
     assert shown.labels == direct.labels
     assert np.array_equal(shown.positions, direct.positions) and np.array_equal(shown.final, direct.final)
@@ -412,7 +412,7 @@ def test_the_outcome_view_draws_a_basin_map_per_method_for_grid_starts():
     heatmaps = [t for t in fig["data"] if t["type"] == "heatmap"]
     assert len(heatmaps) == 3                                   # one panel per method, a cell per start
     assert all(_array(t["z"]).shape == (4, 4) for t in heatmaps)
-    res = at.session_state["explore.last"][0]
+    res = at.session_state["explore.shown"]["result"]
     m = res.labels.index("LS")
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     assert any(t.startswith("LS") and f"optimum {(res.optimum_index[m] >= 0).mean():.0%}" in t for t in titles)
@@ -435,7 +435,7 @@ def test_methods_named_by_gradscape_methods_are_listed_with_their_sliders_and_ru
     assert at.query_params["unitmomentum.beta"] == "0.5"
     why = [c for c in texts(at.caption) if c.startswith("Ridge solve (local plugin): ")]
     assert why and "torch.linalg" in why[0] and "eager torch" in why[0]
-    res = at.session_state["explore.last"][0]
+    res = at.session_state["explore.shown"]["result"]
     assert res.timings["backends"] == {"samgs": "c", "unitmomentum": "c", "ridgesolve": "torch"}
     header, _ = live_frame(at)
     path = next(t for t in header["figure"]["data"] if t.get("name") == "Unit momentum")

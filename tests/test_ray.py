@@ -98,7 +98,9 @@ def test_a_ray_worker_killed_mid_chunk_is_retried_and_every_chunk_is_stored_once
 
 
 def test_cancel_from_the_store_stops_the_ray_tasks(head, store):
-    cfg = JobConfig.from_dict(dict(LONG, steps=1_000_000, cluster=head.address))     # a minute per chunk
+    # two chunks of 5 000 SAM-GS runs x 10^6 steps: over a minute each at the C kernel's ~15 ns a run-step (512
+    # runs, as LONG has, took ~8 s once the kernel got faster: a chunk could end and be stored before the cancel)
+    cfg = JobConfig.from_dict(dict(LONG, starts="grid:100", chunk_runs=5000, steps=1_000_000, cluster=head.address))
     job_id = worker.launch(cfg, store)
     _wait(lambda: head.workers_running_chunks(), 120, "a Ray worker running a chunk")
     t0 = time.monotonic()

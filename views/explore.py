@@ -214,7 +214,7 @@ def show_table(result):
     outcomes.tables(result)
 
 
-SHOWN = "explore.shown"     # {"result", "cfg"} of the view on screen, updated in place by every live-area run
+SHOWN = "explore.shown"     # {"result", "cfg"} of the last view that ran, updated in place by every live-area run
 WHOLE_RUN = "explore.whole_run"     # True while a run of the whole page (not of the live area's fragment alone) runs
 EXPORT_KEY = "explore"
 
@@ -323,8 +323,8 @@ def _map_first() -> bool:
     title, the controls above the map and the map, and leaves out the sidebar and everything below the map; the
     map's first drawing in the browser asks for the whole page (``_on_first_drawing``), which then comes in a
     second run. A fresh browser draws the Streamlit elements that come before a component before it mounts it,
-    and the sidebar's ~30 widgets with the download row and the export panel cost it ~0.7 s on the way to the
-    first chart (fresh browsers, side by side: medians 2.98 s for the whole page against 2.36 s map first)."""
+    and the sidebar's ~30 widgets with the download row and the export panel stood between a new user and the
+    first chart (fresh browsers, two servers side by side, 8 each: medians 3.42 s before, 2.64 s map first)."""
     state = st.session_state[model.STATE_KEY]
     return not state["teach"] and not st.session_state.get(model.WHOLE_PAGE)
 
@@ -367,7 +367,6 @@ def live_area():
     if presenting and cfg is not None:
         st.caption(model.settings_line(state, cfg))
     if result is not None:
-        st.session_state["explore.last"] = (result, cfg)
         shown = st.session_state.setdefault(SHOWN, {})
         shown.update(result=result, cfg=cfg)      # in place: the download buttons' callables hold this dict
         st.session_state["explore.config"] = cfg.to_dict()
@@ -380,8 +379,8 @@ def live_area():
             for key, why in result.timings.get("kernel_fallbacks", {}).items():
                 st.caption(f"{optimizers.get(key).label}: {why}.")
             report_divergence(result, state, presenting)
-    elif "explore.last" in st.session_state:
-        result, cfg = st.session_state["explore.last"]
+    elif st.session_state.get(SHOWN):
+        result, cfg = st.session_state[SHOWN]["result"], st.session_state[SHOWN]["cfg"]
         st.caption("Showing the last view that ran.")
     if result is not None:
         show_view(view, result, state, presenting)
