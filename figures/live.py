@@ -69,6 +69,10 @@ class LiveFigure:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.pieces.values())
 
+    def uses_webgl(self) -> bool:
+        """Whether a trace is drawn with WebGL (the browser then loads the full Plotly.js bundle)."""
+        return any(str(t.get("type", "")).endswith("gl") for t in self.figure.get("data", []))
+
 
 def _walk(obj, out):
     if isinstance(obj, dict):

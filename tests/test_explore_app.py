@@ -216,6 +216,19 @@ def test_a_sessions_first_run_draws_the_map_first_and_the_rest_once_the_map_is_d
     assert "reportDrawn" not in live_frame(at)[0]["meta"] and config(at) == first
 
 
+def test_a_webgl_map_is_not_waited_for_the_whole_page_follows_its_frame():
+    """A dense grid's map is WebGL: a new browser needs seconds for the full Plotly.js bundle and the drawing, so
+    its first run does not wait for the map's report; the whole page comes in the same go."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"starts": "grid:20", "steps": "2000", "methods": "samgs,ls"})
+    at.run()
+    assert_clean(at)
+    header, _ = live_frame(at)
+    assert any(t["type"] == "scattergl" for t in header["figure"]["data"])      # the case this is about
+    assert "reportDrawn" not in header["meta"]
+    assert len(at.sidebar.multiselect) == 4 and at.get("download_button")
+
+
 @pytest.mark.parametrize("how", ["address", "radio"])
 def test_a_view_without_the_live_map_draws_the_whole_page_at_once(how):
     """Diagnostics has no live map to report a drawing: opened by its address, or chosen before the first map

@@ -136,7 +136,7 @@ def show_map(result, state, presenting: bool):
     fig = model.map_figure(result, layout, loss, img, PRESENTATION_HEIGHT if presenting else None, extras, extras_key)
     map_first = _map_first()
     st.session_state["explore.sent_bytes"] = live_map.show(fig, key=MAP_KEY, on_click=_on_map_click,
-                                                           on_drawn=_on_first_drawing if map_first else None)
+                                                           on_drawn=_first_drawing_callback(fig))
     if not presenting and not map_first:
         st.caption(success_line(result) + ".  ▶ plays the runs; the slider under the map scrubs through the steps; "
                    "click the map to add a start, a start to remove it; double-click a method in the legend to "
@@ -156,8 +156,8 @@ def show_loss_space(result, state, presenting: bool):
         c1.caption("Each run's path in loss space (L₁, L₂) with the Pareto front (thick line). A method that stops "
                    "on the front is Pareto-stationary.")
     fig = model.loss_figure(result, state["img"], PRESENTATION_HEIGHT if presenting else None)
-    st.session_state["explore.sent_bytes"] = live_map.show(
-        fig, key="explore_loss", on_drawn=_on_first_drawing if _map_first() else None)
+    st.session_state["explore.sent_bytes"] = live_map.show(fig, key="explore_loss",
+                                                           on_drawn=_first_drawing_callback(fig))
 
 
 def show_outcomes(result, state):
@@ -329,6 +329,20 @@ def _map_first() -> bool:
     return not state["teach"] and not st.session_state.get(model.WHOLE_PAGE)
 
 
+def _first_drawing_callback(fig):
+    """What the live map's "drawn" report calls: on a map-first run, ``_on_first_drawing``. A WebGL map (a dense
+    grid) is not waited for: the full Plotly.js bundle and the WebGL drawing take seconds in a new browser (the
+    sidebar of a 12 x 12 grid's link was complete at ~9 s when it waited, ~3 s before), so the whole page is asked
+    for at once, right after the map's frame."""
+    if not _map_first():
+        return None
+    if fig.uses_webgl():
+        st.session_state[model.WHOLE_PAGE] = True
+        st.session_state["explore.full_rerun"] = True      # taken up by the rerun at the end of the live area
+        return None
+    return _on_first_drawing
+
+
 def _on_first_drawing() -> None:
     """The map's first drawing (or its failure) in this browser: now the whole page."""
     st.session_state[model.WHOLE_PAGE] = True
@@ -394,6 +408,8 @@ def live_area():
     model.sync_url(state)
     if not st.session_state.get(WHOLE_RUN) and result is not None and export.prepared_for_another(EXPORT_KEY, result):
         st.rerun()          # the export panel (outside this fragment) offers a file of the view before: redraw it
+    if map_first and st.session_state.pop("explore.full_rerun", False):
+        st.rerun()          # a WebGL map's first run: the whole page follows its frame (_first_drawing_callback)
 
 
 main()
