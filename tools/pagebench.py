@@ -10,13 +10,14 @@ from __future__ import annotations
 import statistics
 import time
 
-INIT = """window.__gsInput = [];
-for (const ev of ['keydown', 'pointerup'])
-  document.addEventListener(ev, () => window.__gsInput.push(performance.now()), true);
-(() => { const look = () => {      // when the sidebar's controls are on screen (they follow a session's first map)
+SIDEBAR_WATCH = """(() => { const look = () => {      // when the sidebar's controls are on screen (window.__gsSidebarAt)
   const sb = document.querySelector('[data-testid="stSidebarUserContent"]');
   if (sb && sb.innerText.includes('Learning rate')) { window.__gsSidebarAt = performance.now(); return; }
   requestAnimationFrame(look); }; requestAnimationFrame(look); })();"""
+INIT = """window.__gsInput = [];
+for (const ev of ['keydown', 'pointerup'])
+  document.addEventListener(ev, () => window.__gsInput.push(performance.now()), true);
+""" + SIDEBAR_WATCH      # the sidebar follows a session's first map (views/explore.py)
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 DRAWS = "() => (window.__gradscapeDraws || []).map(d => [d.at, d.bytes])"
 SETTLE_MS = 700          # no new draw for this long, and Streamlit idle: the change is over

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from tools.pagebench import SIDEBAR_WATCH
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 300_000
@@ -359,10 +361,6 @@ def test_a_browser_that_lost_its_pieces_gets_them_again(page, server):
     no_exceptions(page)
 
 
-SIDEBAR_WATCH = """(() => { const look = () => {
-    const sb = document.querySelector('[data-testid="stSidebarUserContent"]');
-    if (sb && sb.innerText.includes('Learning rate')) { window.__gsSidebarAt = performance.now(); return; }
-    requestAnimationFrame(look); }; requestAnimationFrame(look); })();"""
 SIDEBAR_CONTROLS = "() => window.__gsSidebarAt > 0"
 
 
