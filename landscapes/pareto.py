@@ -242,6 +242,74 @@ def distance_to_set(theta: np.ndarray, points: np.ndarray, curve: bool = True, m
     return d
 
 
+FIELD_MIN_POINTS = 20_000   # from this many points a decision "within eps?" looks up a distance field first
+FIELD_NODES = 2 ** 18       # the field's nodes at most; its cell is eps / 8 where that keeps to this
+_FIELDS: dict = {}          # (points' bytes, eps) -> (origin, cell, vertex distances[nx, ny]); a few
+
+
+def within(theta: np.ndarray, points: np.ndarray, eps: float, curve: bool = True,
+           max_seg: float = 0.25) -> np.ndarray:
+    """``distance_to_set(theta, points, curve, max_seg) <= eps`` for each theta[N, 2]: the same booleans, cheaper.
+
+    For many points (runs' whole recorded paths) the distance to the nearest *vertex*, d_v, is looked up on a grid
+    around the set, computed once and kept for the next call. d_v is 1-Lipschitz, so at a point p whose nearest
+    grid node is c, d_v(p) lies within |p - c| of d_v(c). The set's distance d (``distance_to_set``) is at most d_v
+    and at least d_v - L/2 (L: the longest segment it bridges; 0 for points): p is inside when
+    d_v(c) + |p - c| <= eps, outside when d_v(c) - |p - c| - L/2 > eps (1e-9 of margin for rounding both ways), and
+    only the points between get d itself. A point off the grid, which covers the set's bounding box widened by
+    more than eps, is outside. Few points: d for each.
+    """
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1, 2)
+    pts = np.asarray(points, dtype=np.float64)
+    out = np.zeros(len(theta), dtype=bool)
+    ok = np.isfinite(theta).all(1)
+    if not len(pts) or not ok.any():
+        return out
+    if ok.sum() < FIELD_MIN_POINTS:
+        out[ok] = distance_to_set(theta[ok], pts, curve, max_seg) <= eps
+        return out
+    seg = np.hypot(*np.diff(pts, axis=0).T) if curve and len(pts) > 1 else np.zeros(0)
+    half = float(seg[seg <= max_seg].max(initial=0.0)) / 2
+    origin, cell, field = _vertex_field(pts, eps)
+    tok = theta[ok]
+    idx = np.rint((tok - origin) / cell)
+    on_grid = ((idx >= 0) & (idx < field.shape)).all(1)
+    res = np.zeros(len(tok), dtype=bool)
+    if on_grid.any():
+        p = tok[on_grid]
+        i = idx[on_grid].astype(np.int64)
+        d_node = field[i[:, 0], i[:, 1]]
+        r = np.hypot(*(p - (origin + i * cell)).T)
+        sure_in = d_node + r <= eps - 1e-9
+        unsure = ~sure_in & (d_node - r - half <= eps + 1e-9)
+        if unsure.any():
+            sure_in[unsure] = distance_to_set(p[unsure], pts, curve, max_seg) <= eps
+        res[on_grid] = sure_in
+    out[ok] = res
+    return out
+
+
+def _vertex_field(pts: np.ndarray, eps: float):
+    """Distances to the nearest of ``pts`` at the nodes of a grid covering their box widened by eps + 2 cells."""
+    from scipy.spatial import cKDTree
+
+    key = (pts.tobytes(), pts.shape, eps)
+    hit = _FIELDS.get(key)
+    if hit is None:
+        lo, hi = pts.min(0), pts.max(0)
+        w, h = hi - lo + 2.5 * eps
+        cell = max(eps / 8, float(np.sqrt(w * h / FIELD_NODES)))
+        margin = eps + 2 * cell            # every point within eps of the set rounds to a node of the grid
+        origin = lo - margin
+        n = np.ceil((hi - lo + 2 * margin) / cell).astype(int) + 1
+        gx, gy = np.meshgrid(origin[0] + np.arange(n[0]) * cell, origin[1] + np.arange(n[1]) * cell, indexing="ij")
+        d = cKDTree(pts).query(np.stack([gx.ravel(), gy.ravel()], 1))[0].reshape(n)
+        if len(_FIELDS) >= 8:
+            _FIELDS.clear()
+        hit = _FIELDS[key] = (origin, cell, d)
+    return hit
+
+
 def weighted_sum_minimisers(landscape, weights=None, scale: float = 1.0, rel_tol: float = 1e-4) -> np.ndarray:
     """Minimisers of sum_k w_k L_k: every local minimum along the Pareto set within ``rel_tol`` of the best.
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import landscapes
-from landscapes.pareto import distance_to_set, nondominated
+from landscapes import pareto
+from landscapes.pareto import distance_to_set, nondominated, within
 
 ONE = landscapes.get("one_optimum")
 TWO = landscapes.get("two_optima")
@@ -247,6 +248,32 @@ def test_two_optima_pareto_set():
     front = TWO.pareto_front()
     mid = (front[0] + front[-1]) / 2
     assert not ((front <= mid).all(1)).any()
+
+
+@pytest.mark.parametrize("land", [ONE, TWO], ids=["one_optimum", "two_optima"])
+def test_the_distance_field_decides_within_eps_as_the_exact_distance_does(land):
+    eps = 0.1
+    pts = land.pareto.points
+    rng = np.random.default_rng(7)
+    (x0, x1), (y0, y1) = land.bounds
+    box = np.c_[rng.uniform(x0, x1, 20_000), rng.uniform(y0, y1, 20_000)]
+    near_set = pts[rng.integers(0, len(pts), 10_000)] + rng.normal(0, 0.15, (10_000, 2))
+    # on both sides of the eps boundary, a hair's breadth away: off segment midpoints along their normals
+    i = rng.integers(0, len(pts) - 1, 10_000)
+    mid, tangent = (pts[i] + pts[i + 1]) / 2, pts[i + 1] - pts[i]
+    normal = np.c_[-tangent[:, 1], tangent[:, 0]] / np.maximum(np.hypot(*tangent.T), 1e-300)[:, None]
+    edge = mid + (eps * (1 + rng.choice([-1, 1], 10_000) * 1e-7) * rng.choice([-1, 1], 10_000))[:, None] * normal
+    theta = np.concatenate([box, near_set, edge, [[np.nan, 0.0], [np.inf, 1.0]]])
+    pareto._FIELDS.clear()
+    got = within(theta, pts, eps)
+    assert pareto._FIELDS, "so many points are decided through the distance field"
+    want = distance_to_set(theta[:-2], pts) <= eps     # each point's own distance: no field
+    assert (got[:-2] == want).all() and not got[-2:].any()
+    assert 0.2 < want[-10_000:].mean() < 0.8 and want.sum() > 5_000      # both sides of the boundary are tested
+    # the points given as a region (no segments) and a handful of points (computed directly) agree too
+    region = within(theta, pts, eps, curve=False)
+    assert (region[:-2] == (distance_to_set(theta[:-2], pts, curve=False) <= eps)).all()
+    assert (within(theta[:500], pts, eps) == want[:500]).all()
 
 
 def test_presets_and_floor_fit_the_box():

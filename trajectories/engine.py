@@ -422,8 +422,7 @@ def _assemble(cfg, land, variants, group_outputs, *, steps_run, wall_s, notes=No
     calm = status == "settled"
     status_step[calm] = metrics.settle_step(pos64, record_steps, final)[calm]
     if pos64 is not None:
-        path_d = metrics.pareto_distance(land, pos64, cap=metrics.PARETO_EPS)
-        steps_to = metrics.first_within(path_d, record_steps, metrics.PARETO_EPS)
+        steps_to = metrics.first_true(metrics.within_pareto(land, pos64, metrics.PARETO_EPS), record_steps)
     else:
         steps_to = np.where(dist <= metrics.PARETO_EPS, cfg.steps, -1)
     stat = np.stack([metrics.stationarity(land, final[m], v.task_weights, cfg.scale)

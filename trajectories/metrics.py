@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from landscapes.pareto import distance_to_set
+from landscapes.pareto import distance_to_set, within
 
 PARETO_EPS = 0.1
 TARGET_EPS = 0.1
@@ -39,28 +39,26 @@ SETTLE_TOL = 0.05
 SETTLE_FRACTION = 0.1
 
 
-def pareto_distance(land, theta, cap: float | None = None) -> np.ndarray:
-    """Distance from each theta[..., 2] to the Pareto set.
-
-    ``cap``: only distances up to ``cap`` need to be exact; points farther than ``cap`` from the set's
-    bounding box get their distance to that box (a lower bound, still > ``cap``), which spares the exact
-    search for most points of a long trajectory.
-    """
+def pareto_distance(land, theta) -> np.ndarray:
+    """Distance from each theta[..., 2] to the Pareto set (inf where theta is not finite)."""
     th = np.asarray(theta, dtype=float)
     flat = th.reshape(-1, 2)
     out = np.full(len(flat), np.inf)
     ok = np.isfinite(flat).all(1)
-    pts = land.pareto.points
-    if cap is not None and ok.any():
-        lo, hi = pts.min(0), pts.max(0)
-        box = np.linalg.norm(np.maximum(0, np.maximum(lo - flat, flat - hi)), axis=1)
-        far = ok & (box > cap)
-        out[far] = box[far]
-        ok &= ~far
     if ok.any():
-        curve = land.n_tasks == 2 and not getattr(land.pareto, "region", False)
-        out[ok] = distance_to_set(flat[ok], pts, curve=curve)
+        out[ok] = distance_to_set(flat[ok], land.pareto.points, curve=_is_curve(land))
     return out.reshape(th.shape[:-1])
+
+
+def within_pareto(land, theta, eps: float = PARETO_EPS) -> np.ndarray:
+    """``pareto_distance(land, theta) <= eps``, decided without every exact distance (``landscapes.pareto.within``:
+    a distance field for long paths)."""
+    th = np.asarray(theta, dtype=float)
+    return within(th.reshape(-1, 2), land.pareto.points, eps, curve=_is_curve(land)).reshape(th.shape[:-1])
+
+
+def _is_curve(land) -> bool:
+    return land.n_tasks == 2 and not getattr(land.pareto, "region", False)
 
 
 def min_norm_weights(G: np.ndarray, iters: int = 300) -> np.ndarray:
@@ -106,7 +104,11 @@ def stationarity(land, theta, weights=None, scale: float = 1.0) -> np.ndarray:
 
 def first_within(dist: np.ndarray, steps: np.ndarray, eps: float, stay: bool = False) -> np.ndarray:
     """First recorded step where dist[..., T] <= eps (``stay``: and stays so to the end); -1 if never."""
-    inside = dist <= eps
+    return first_true(dist <= eps, steps, stay)
+
+
+def first_true(inside: np.ndarray, steps: np.ndarray, stay: bool = False) -> np.ndarray:
+    """First recorded step where inside[..., T] holds (``stay``: and holds to the end); -1 if never."""
     if stay:
         # inside from index i to the end <=> reversed cumulative "all"
         inside = np.flip(np.logical_and.accumulate(np.flip(inside, -1), axis=-1), -1)
