@@ -3,13 +3,15 @@
     .venv/bin/python -m tools.explore_bench [--nudges 10] [--json]
 
 Starts ``streamlit run app.py`` on a free loopback port (or uses ``--url``), drives Debian's Chromium with
-Playwright and prints, for each scenario, the median latency from the key press to the last redraw of the map
-(tools/pagebench.py) and the bytes per change — the live map's frame and everything on the websocket:
+Playwright and prints, for each scenario, the median latency from the key press to the map's last redraw on screen
+(the browser's frame after it painted and committed; tools/pagebench.py), the median to Plotly's drawing call
+returning ("drawn", which earlier rounds reported; for a WebGL canvas drawn in software, a second or more before it
+is on screen), and the bytes per change — the live map's frame and everything on the websocket:
 
 * default view (8 methods x 7 paper starts x 20 000 steps): γ nudged with the arrow key, ``--nudges`` times;
 * 12 x 12 grid x 8 methods: γ nudges (SAM-GS reruns) and learning-rate steps (every method reruns);
 * 50 x 50 grid x 8 methods (20 000 runs): the grid's n typed in, to the redrawn map (the engine runs cold);
-* first chart in a fresh browser, server warm: navigation start to the map's first drawing (median of
+* first chart in a fresh browser, server warm: navigation start to the map's first drawing on screen (median of
   ``--nudges`` / 2, at least 3, fresh browsers); and, in the same browsers, to the sidebar's controls on screen
   (a session's first run draws the map first, the rest once it is drawn: views/explore.py).
 
@@ -72,17 +74,19 @@ def run(url: str, nudges: int) -> dict:
         out["50 × 50 grid"] = pb.summary([pb.timed_change(page, type_50, wire)])
         ctx.close()
         # 4. fresh browsers on the (warm) default view, one after the other
-        firsts, wholes = [], []
+        firsts, wholes, drawn = [], [], []
         for _ in range(max(3, nudges // 2)):
             ctx = browser.new_context(viewport=VIEWPORT)
             page = ctx.new_page()
             pb.open_page(page, url + "/")
             firsts.append(pb.first_chart_ms(page) / 1000)
+            drawn.append(page.evaluate("() => window.__gradscapeDraws[0].at") / 1000)
             wholes.append(pb.sidebar_ms(page) / 1000)
             ctx.close()
         for name, times in (("first chart, fresh browser", firsts), ("sidebar too, fresh browser", wholes)):
             out[name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
                          "n": len(times)}
+        out["first chart, fresh browser"]["drawn_median_s"] = statistics.median(drawn)
         browser.close()
     return out
 
@@ -103,20 +107,22 @@ def engine_yardstick_s(repeats: int = 7) -> float:
 
 
 def report(results: dict) -> str:
-    lines = [f"{'scenario':32s} {'median s':>9s} {'min–max s':>13s} {'map frame':>11s} {'websocket':>11s}  budget"]
+    lines = [f"{'scenario':32s} {'median s':>9s} {'min–max s':>13s} {'drawn s':>8s} {'map frame':>11s} "
+             f"{'websocket':>11s}  budget"]
     for name, r in results.items():
         if not isinstance(r, dict):
             continue
         budget = BUDGETS.get(name)
         spread = f"{r['min_s']:.2f}–{r['max_s']:.2f}" if "min_s" in r else ""
         frame = f"{r['frame_bytes'] / 1e3:,.0f} KB" if "frame_bytes" in r else ""
+        drawn = f"{r['drawn_median_s']:.3f}" if "drawn_median_s" in r else ""
         ws = f"{r['wire_bytes'] / 1e3:,.0f} KB" if "wire_bytes" in r else ""
         b = ""
         if budget:
             ok = r["median_s"] <= budget[0] and (budget[1] is None or r.get("wire_bytes", 0) <= budget[1])
             b = f"≤ {budget[0]} s" + (f", ≤ {budget[1] / 1e3:,.0f} KB" if budget[1] else "") + \
                 ("  ok" if ok else "  OVER")
-        lines.append(f"{name:32s} {r['median_s']:9.3f} {spread:>13s} {frame:>11s} {ws:>11s}  {b}")
+        lines.append(f"{name:32s} {r['median_s']:9.3f} {spread:>13s} {drawn:>8s} {frame:>11s} {ws:>11s}  {b}")
     if "yardstick_s" in results:
         lines.append(f"yardstick (engine, SAM-GS x 7 starts x 20 000 steps, this machine now): "
                      f"{results['yardstick_s'] * 1000:.1f} ms")

@@ -36,7 +36,8 @@ async def _session(browser, url: str, timeout_ms: int) -> dict:
         await page.add_init_script(pb.INIT)
         await page.goto(url)
         await page.wait_for_function("() => (window.__gradscapeDraws || []).length > 0", timeout=timeout_ms)
-        first = await page.evaluate("() => window.__gradscapeDraws[0].at") / 1000
+        await page.wait_for_function(pb.ALL_PAINTED, timeout=timeout_ms)
+        first = await page.evaluate("() => window.__gradscapeDraws[0].painted") / 1000
         await page.wait_for_function("() => window.__gsSidebarAt > 0", timeout=timeout_ms)    # the whole page
         await _settle(page, timeout_ms)
         n = await page.evaluate("() => window.__gradscapeDraws.length")
@@ -46,8 +47,9 @@ async def _session(browser, url: str, timeout_ms: int) -> dict:
         await page.keyboard.press("ArrowRight")
         await page.wait_for_function(f"() => window.__gradscapeDraws.length > {n}", timeout=timeout_ms)
         await _settle(page, timeout_ms)
+        await page.wait_for_function(pb.ALL_PAINTED, timeout=timeout_ms)
         t_in = await page.evaluate(f"() => window.__gsInput[{k}]")
-        last = await page.evaluate("() => window.__gradscapeDraws[window.__gradscapeDraws.length - 1].at")
+        last = await page.evaluate("() => window.__gradscapeDraws[window.__gradscapeDraws.length - 1].painted")
         return {"first_chart_s": first, "gamma_redraw_s": (last - t_in) / 1000}
     finally:
         await ctx.close()

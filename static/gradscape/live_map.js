@@ -12,6 +12,7 @@
 
 import { reuseContours } from "./contour_reuse.js";
 import { cartesianDraws, clearFailure, loadPlotly, showFailure } from "./plotly.js";
+import { linesAsSvg } from "./webgl.js";
 
 const PIECES = (window.__gradscapePieces = window.__gradscapePieces || new Map());
 const DRAWS = (window.__gradscapeDraws = window.__gradscapeDraws || []);
@@ -124,6 +125,7 @@ class LiveMap {
     }
     evict(new Set(header.uses));
     const waited = performance.now();
+    linesAsSvg(header.figure.data);     // where WebGL is emulated on the CPU, SVG lines reach the screen sooner
     const types = header.figure.data.map((t) => t.type);
     // the bundle that drew this map so far, unless this figure needs the full one (WebGL, 3-D)
     const Plotly = this.P && (this.P.gradscapeFull || cartesianDraws(types)) ? this.P : await loadPlotly(types);
@@ -145,8 +147,13 @@ class LiveMap {
     if (!this.hooked) this.hook();
     this.setupPlayback(header.playback);
     this.root.dataset.ready = String((+this.root.dataset.ready || 0) + 1);
-    // for the page benchmarks (tools/explore_bench.py): when each frame was drawn, its size, its drawing time
-    DRAWS.push({ at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began, plotlyMs, reactMs });
+    // for the page benchmarks (tools/explore_bench.py): when each frame was drawn, its size, its drawing time, and
+    // when the frame after it was committed (painted: a task queued from the next animation frame runs after that
+    // frame's paint and commit, which for a WebGL canvas includes waiting for the GPU to draw it)
+    const draw = { at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began, plotlyMs, reactMs,
+                   types: [...new Set(types)] };
+    DRAWS.push(draw);
+    requestAnimationFrame(() => setTimeout(() => { draw.painted = performance.now(); }, 0));
     if (DRAWS.length > 500) DRAWS.splice(0, 250);
     this.tellDrawn();
   }

@@ -295,7 +295,16 @@ SAMGS_TYPE = "() => document.querySelector('.gs-live .js-plotly-plot')._fullData
 CLICK_LISTENERS = "() => document.querySelector('.gs-live .js-plotly-plot')._ev.listeners('plotly_click').length"
 
 
+RENDERER = """() => { const gl = document.createElement('canvas').getContext('webgl');
+    const info = gl && gl.getExtension('WEBGL_debug_renderer_info');
+    return gl ? String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)) : ''; }"""
+PLOT_CANVASES = "() => document.querySelectorAll('.gs-live .js-plotly-plot canvas').length"
+SVG_LINES = "() => document.querySelectorAll('.gs-live .scatterlayer .trace path.js-line').length"
+
+
 def test_a_map_without_webgl_loads_the_small_bundle_and_one_with_webgl_the_full_one(page, server):
+    # a browser with a GPU (told so: this machine's Chromium has none) draws dense paths with WebGL
+    page.add_init_script("window.__gsWebGL = 'hardware'")
     # the cartesian bundle (a third of the full one's size) draws the map until a figure needs WebGL
     open_map(page, server, "starts=grid:6&methods=samgs,ls&steps=2000")
     # by plain <script> tags (the server sends the .gz files as Content-Encoding: gzip), not fetched and inflated
@@ -307,8 +316,25 @@ def test_a_map_without_webgl_loads_the_small_bundle_and_one_with_webgl_the_full_
     wait_redraw(page, n)
     assert page.evaluate(BUNDLES) == ["plotly-cartesian.min.js", "plotly.min.js"]
     assert page.evaluate(SAMGS_TYPE) == "scattergl"
-    assert page.locator(".gs-live .js-plotly-plot canvas").count() > 0          # drawn by WebGL
+    assert page.evaluate(PLOT_CANVASES) > 0                                     # drawn by WebGL
     assert page.evaluate(CLICK_LISTENERS) == 1                                  # the map's events, once
+    no_exceptions(page)
+
+
+def test_where_webgl_runs_in_software_dense_paths_are_drawn_as_svg(page, server):
+    # this machine's Chromium (--disable-gpu) emulates WebGL on the CPU, where a WebGL canvas takes seconds to
+    # reach the screen: the figure the page sends is the one above (WebGL paths), its lines are drawn as SVG, with
+    # the small bundle, and no canvas
+    open_map(page, server, "starts=grid:6&methods=samgs,ls&steps=2000")
+    assert "SwiftShader" in page.evaluate(RENDERER)
+    n = page.evaluate(DRAWS)
+    field = page.get_by_label("n (an n × n grid over the box)")
+    field.fill("40")
+    field.press("Enter")
+    wait_redraw(page, n)
+    assert page.evaluate(SAMGS_TYPE) == "scatter"
+    assert page.evaluate(BUNDLES) == ["plotly-cartesian.min.js"] and page.evaluate(PLOT_CANVASES) == 0
+    assert page.evaluate(SVG_LINES) >= 2                                        # each method's paths, in the SVG
     no_exceptions(page)
 
 
