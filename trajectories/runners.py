@@ -149,7 +149,11 @@ class CRunner(Runner):
         return [(lo, min(self.B, lo + step)) for lo in range(0, self.B, step)]
 
     def advance(self, lo, hi, t0, n):
-        self.kernel.run(self.state, self.params, self.records, t0, n, self.cfg.record_every, self.n_rec, lo, hi)
+        arrays = (self.state, self.params, self.records)
+        kept = getattr(self, "_tables", None)
+        if kept is None or any(a is not b for a, b in zip(kept[0], arrays)):    # finish() swaps the state list
+            kept = self._tables = (arrays, self.kernel.tables(*arrays))
+        self.kernel.run(*arrays, t0, n, self.cfg.record_every, self.n_rec, lo, hi, tables=kept[1])
 
 
 class TritonRunner(Runner):

@@ -131,14 +131,19 @@ class Kernel:
             write_atomic(idx, Path(self.lib._name).name)
 
     def run(self, state, params, records, t0: int, nsteps: int, rec_every: int, n_rec: int,
-            lo: int = 0, hi: int | None = None):
+            lo: int = 0, hi: int | None = None, tables=None):
         """Advance runs [lo, hi) by ``nsteps`` steps starting at global step ``t0``.
 
         ``state``/``params``: numpy arrays [B, *shape] (C-contiguous, dtypes as traced);
         ``records``: numpy arrays [B, n_rec, *shape] written at the steps divisible by ``rec_every``.
+        ``tables``: :meth:`tables` of these very arrays, when the caller keeps them (a run of many chunks).
         """
         hi = state[0].shape[0] if hi is None else hi
-        S = (ctypes.c_void_p * max(1, len(state)))(*[x.ctypes.data for x in state])
-        P = (ctypes.c_void_p * max(1, len(params)))(*[x.ctypes.data for x in params])
-        R = (ctypes.c_void_p * max(1, len(records)))(*[x.ctypes.data for x in records])
-        self.lib.run(lo, hi, t0, nsteps, rec_every, n_rec, S, P, R)
+        self.lib.run(lo, hi, t0, nsteps, rec_every, n_rec, *(tables or self.tables(state, params, records)))
+
+    @staticmethod
+    def tables(state, params, records) -> tuple:
+        """The C pointer tables of the arrays (about 0.1 ms for 40 arrays, with the GIL held, on every chunk of every
+        group unless the caller keeps them)."""
+        return tuple((ctypes.c_void_p * max(1, len(xs)))(*[x.ctypes.data for x in xs])
+                     for xs in (state, params, records))
