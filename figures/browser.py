@@ -9,7 +9,8 @@ path points (figures/live.py), so there are no animation frames to send and the 
 
 Pure builders: nothing here imports streamlit or runs the engine. Trajectories are decimated for drawing only
 (``Style.max_points`` per path, fewer when there are many paths: ``POINT_BUDGET`` in all); the Result is never
-changed. Above ``GL_POINTS`` drawn points the paths become WebGL (``scattergl``) traces. Past ``DENSE_STARTS``
+changed. Above ``GL_POINTS`` drawn points the paths become WebGL (``scattergl``) traces (a browser whose WebGL is
+emulated on the CPU draws those lines as SVG: static/gradscape/webgl.js). Past ``DENSE_STARTS``
 starts, paths are thin and translucent, markers small, and playback markers plain dots.
 
 Marks (figures/style.py): start = black dot, end = red dot, optimum = star, Pareto set = thick line. The contour
