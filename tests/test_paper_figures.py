@@ -538,6 +538,33 @@ def test_export_panel_prepares_a_pdf_lazily_and_then_a_gif():
     assert data[:6] == b"GIF89a"
 
 
+def _panel_app_not_always_drawn():
+    import streamlit as st_
+
+    import trajectories as tr
+    from views.export import export_panel
+    r = st_.cache_resource(lambda: tr.simulate("one_optimum", ["ls"], "paper", 200, record_every=10))()
+    if st_.session_state.get("draw_panel", True):
+        export_panel(r, "t", expanded=True)
+
+
+def test_a_prepare_click_whose_run_stops_before_the_panel_is_kept_for_the_next_run():
+    """A run that a click on "Prepare file" started can be stopped before it reaches the panel (another change
+    came in meanwhile); here the run after the click does not draw the panel at all. The request waits for the
+    next run that does, instead of being lost with the run (a plain button's click is)."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_function(_panel_app_not_always_drawn, default_timeout=120).run()
+    at.session_state["draw_panel"] = False
+    at.button(key="t_export_go").click().run()
+    assert not at.exception and "t_export_file" not in at.session_state     # the panel was not reached
+    at.session_state["draw_panel"] = True
+    at.run()
+    assert not at.exception and not at.error
+    assert at.session_state["t_export_file"][1].startswith(b"%PDF")
+    at.run()                                                                # made once, not on every run
+    assert "t_export_want" not in at.session_state
+
+
 # -- the reference image --------------------------------------------------------------------------------------------
 def write_reference():
     import tempfile

@@ -44,6 +44,21 @@ def prepared_for_another(key_prefix: str, result) -> bool:
     return True
 
 
+def prepare_button(key: str) -> bool:
+    """The "Prepare file" button; True on the run that should make the file.
+
+    A plain ``st.button`` is True only in the run its click started, once that run reaches it: a run stopped
+    earlier (another change came in while the page above the panel was still running, say the map's) loses the
+    click. The click is therefore recorded by the button's callback, which Streamlit runs before the script, as a
+    request in session state that the next run drawing this panel takes."""
+    st.button("Prepare file", key=f"{key}_go", type="primary", on_click=_request, args=(f"{key}_want",))
+    return bool(st.session_state.pop(f"{key}_want", False))
+
+
+def _request(name: str) -> None:
+    st.session_state[name] = True
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def _render(result_id: str, spec_json: str, fmt: str, _result) -> bytes:
     """The file's bytes; ``_result`` is not hashed (``result_id`` stands for it)."""
@@ -129,7 +144,7 @@ def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kin
         rid = result_key(result)
         ident = (rid, spec_json)
         name = f"gradscape-{kind if anim is None else 'animation'}.{fmt}"
-        if st.button("Prepare file", key=f"{key}_go", type="primary"):
+        if prepare_button(key):
             try:
                 with st.spinner(f"Rendering {name} ..."):
                     st.session_state[f"{key}_file"] = (ident, _render(rid, spec_json, fmt, result))
@@ -165,7 +180,7 @@ def job_export_panel(job_result, key_prefix: str) -> None:
         dpi = c3.number_input("DPI (PNG)", 72, 1200, 300, step=50, key=f"{key}_dpi", disabled=fmt != "png")
         ident = (job_result.job_id, len(job_result.runs), kind, metric, fmt, int(seed), size, int(dpi))
         name = f"gradscape-{job_result.job_id}-{kind}.{fmt}"
-        if st.button("Prepare file", key=f"{key}_go", type="primary"):
+        if prepare_button(key):
             try:
                 with st.spinner(f"Rendering {name} ..."):
                     view = job_result.as_result(int(seed))
