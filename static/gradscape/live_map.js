@@ -150,8 +150,7 @@ class LiveMap {
     // for the page benchmarks (tools/explore_bench.py): when each frame was drawn, its size, its drawing time, and
     // when the frame after it was committed (painted: a task queued from the next animation frame runs after that
     // frame's paint and commit, which for a WebGL canvas includes waiting for the GPU to draw it)
-    const draw = { at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began, plotlyMs, reactMs,
-                   types: [...new Set(types)] };
+    const draw = { at: performance.now(), bytes: u8.byteLength, ms: performance.now() - began, plotlyMs, reactMs };
     DRAWS.push(draw);
     requestAnimationFrame(() => setTimeout(() => { draw.painted = performance.now(); }, 0));
     if (DRAWS.length > 500) DRAWS.splice(0, 250);

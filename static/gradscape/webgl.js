@@ -35,16 +35,10 @@ export function softwareWebGL() {
   return software;
 }
 
-// The figure's WebGL line traces become SVG ones where WebGL is emulated (marker traces stay as they are).
-// Changes the traces in place; returns how many changed.
+// The figure's WebGL line traces become SVG ones where WebGL is emulated (marker traces stay as they are), in place.
 export function linesAsSvg(traces) {
-  if (!softwareWebGL()) return 0;
-  let n = 0;
+  if (!softwareWebGL()) return;
   for (const t of traces) {
-    if (t.type === "scattergl" && !String(t.mode || "").includes("markers")) {
-      t.type = "scatter";
-      n += 1;
-    }
+    if (t.type === "scattergl" && !String(t.mode || "").includes("markers")) t.type = "scatter";
   }
-  return n;
 }
