@@ -70,7 +70,8 @@ class LiveFigure:
         return sum(a.nbytes for a in self.pieces.values())
 
     def uses_webgl(self) -> bool:
-        """Whether a trace is drawn with WebGL (the browser then loads the full Plotly.js bundle)."""
+        """Whether a trace asks for WebGL (a browser with a GPU then loads the full Plotly.js bundle; where WebGL is
+        emulated on the CPU the line traces are drawn as SVG instead: static/gradscape/webgl.js)."""
         return any(str(t.get("type", "")).endswith("gl") for t in self.figure.get("data", []))
 
 
