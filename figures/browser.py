@@ -11,7 +11,8 @@ Pure builders: nothing here imports streamlit or runs the engine. Trajectories a
 (``Style.max_points`` per path, fewer when there are many paths: ``POINT_BUDGET`` in all); the Result is never
 changed. Above ``GL_POINTS`` drawn points the paths become WebGL (``scattergl``) traces (a browser whose WebGL is
 emulated on the CPU draws those lines as SVG: static/gradscape/webgl.js). Past ``DENSE_STARTS``
-starts, paths are thin and translucent, markers small, and playback markers plain dots.
+starts, paths are thin and translucent, markers small, and playback markers plain dots. End markers closer than
+a cell of a 1000 x 1000 grid over the box (less than a pixel) are drawn once (``data.distinct_points``).
 
 Marks (figures/style.py): start = black dot, end = red dot, optimum = star, Pareto set = thick line. The contour
 grid and the Pareto pieces come from figures/data.py, as for the paper figures.
@@ -33,7 +34,10 @@ from .style import END_COLOUR, OPTIMUM_COLOUR, PARETO_COLOUR, START_COLOUR, Styl
 GL_POINTS = 40_000        # drawn path points above which paths use WebGL
 POINT_BUDGET = 80_000     # total drawn path points per figure (decimation for drawing only)
 PLAYBACK_RUNS = 20_000    # playback markers are drawn on a canvas: every run of the page can move
-MARKER_GL = 2_000         # marker traces with more points than this are WebGL too
+# marker traces with more points than this are WebGL too. Up to a few thousand, SVG markers reach the screen sooner
+# than the WebGL bundle and canvas where WebGL is emulated on the CPU (a 50 x 50 grid's 2 500 starts, its ends
+# drawn once per cell: 8.6-8.8 s against 10.0-10.4 s to the screen at 2 000, side by side; ARCHITECTURE.md)
+MARKER_GL = 5_000
 DENSE_STARTS = 36         # more starts than this: thin translucent paths, small markers, no rings
 CONTOUR_SCALE = style_mod.SCREEN_CONTOUR
 
@@ -210,12 +214,24 @@ def _run_traces(live: LiveFigure, result, style: Style, m: int, idx, steps_ref, 
                 hovertemplate=f"{label}<br>step %{{customdata:.0f}}<br>{what}(%{{x:.3f}}, %{{y:.3f}})<extra></extra>",
                 xaxis=xaxis, yaxis=yaxis)
     fin = result.final[m] if space == "theta" else result.final_losses[m][:, :2]
-    end = dict(type="scattergl" if S > MARKER_GL else "scatter", x=live.ref(fin[:, 0]), y=live.ref(fin[:, 1]),
+    fin = fin[data.distinct_points(fin, result.landscape.bounds if space == "theta" else _span(fin))]
+    end = dict(type="scattergl" if len(fin) > MARKER_GL else "scatter", x=live.ref(fin[:, 0]), y=live.ref(fin[:, 1]),
                mode="markers", name=f"{label} end", legendgroup=f"m:{label}", showlegend=False,
                uid=_uid("end", label, xaxis), xaxis=xaxis, yaxis=yaxis,
                marker=dict(color=END_COLOUR, size=look["marker"], line=dict(color="white", width=0.5)),
                hovertemplate=f"{label} end<br>{what}(%{{x:.3f}}, %{{y:.3f}})<extra></extra>")
     return [path, end]
+
+
+def _span(points) -> tuple:
+    """The box of the finite points (loss space has no fixed box; a cell of it is finer than one of the axes)."""
+    p = np.asarray(points, dtype=float)
+    p = p[np.isfinite(p).all(1)]
+    if not len(p):
+        return (0.0, 1.0), (0.0, 1.0)
+    lo, hi = p.min(0), p.max(0)
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    return (lo[0], hi[0]), (lo[1], hi[1])
 
 
 def _starts_trace(live: LiveFigure, points, S: int, style: Style, *, xaxis="x", yaxis="y", legend=True,
@@ -348,9 +364,13 @@ def live_map(result, style: Style = Style(), *, layout: str = "overlay", playbac
     if layout == "overlay":
         traces += _landscape_traces(live, land, style, w, sc)
         traces += _under_runs(live, result, range(M), ghosts, field)
+        ends = []
         for m in range(M):
             paths.append(len(traces))
-            traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl)
+            path, end = _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl)
+            traces.append(path)
+            ends.append(end)
+        traces += ends              # every method's ends over every method's paths (a dense grid buried them)
         traces.append(_starts_trace(live, result.starts, S, style))
         traces.append(_end_legend(style))
         lay = dict(height=height or 660, margin=_margin(40 if title else 12, colorbar=True),
@@ -413,10 +433,13 @@ def live_loss_space(result, style: Style = Style(), *, playback: bool = True, he
                    hoverinfo="skip")]
     if style.show_optima:
         traces.append(_optimum_trace(land.losses_np(land.optima(w, sc), w, sc), space="L"))
-    paths = []
+    paths, ends = [], []
     for m in range(M):
         paths.append(len(traces))
-        traces += _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl, space="loss")
+        path, end = _run_traces(live, result, style, m, idx, steps_ref, use_gl=use_gl, space="loss")
+        traces.append(path)
+        ends.append(end)
+    traces += ends                  # every method's ends over every method's paths
     L0 = result.losses[0][:, 0, :2]
     traces.append(_starts_trace(live, L0, S, style, space="loss"))
     traces.append(_end_legend(style))

@@ -97,9 +97,13 @@ def sequential_step_time(methods, steps=300, start=(-8.0, 5.0)) -> float:
     return total / n
 
 
+@contextlib.contextmanager
 def one_block():
-    """The C kernel held to one block of runs per SIMD loop (``engine.c_ilp``), for a side-by-side row."""
-    return mock.patch.object(engine, "c_ilp", lambda runs, dtype: 1)
+    """The C kernel held to one block of runs per SIMD loop (``engine.c_ilp``; and not the interleaved kernel a
+    larger group built, ``engine.ILP_READY_RUNS``), for a side-by-side row."""
+    with mock.patch.object(engine, "c_ilp", lambda runs, dtype: 1), \
+            mock.patch.object(engine, "ILP_READY_RUNS", 10 ** 9):
+        yield
 
 
 def per_run():

@@ -128,6 +128,7 @@ def test_a_large_batch_interleaves_blocks_and_computes_the_same_bits(method, mon
     assert any(k[-1] == 3 and k[0] == "c" and method in k for k in engine._KERNELS), "the batch did not interleave"
     monkeypatch.setattr(engine, "CHUNK", 1000)
     monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: 1)
+    monkeypatch.setattr(engine, "ILP_READY_RUNS", 10 ** 9)     # one block, though the interleaved one is built
     one = _run(**kw)
     assert wide.timings["backends"] == one.timings["backends"] == {method: "c"}
     for k in trajectories.result.ARRAYS:
@@ -136,6 +137,35 @@ def test_a_large_batch_interleaves_blocks_and_computes_the_same_bits(method, mon
     for k in one.aux:
         np.testing.assert_array_equal(wide.aux[k], one.aux[k], err_msg=k)
     assert np.isfinite(one.positions).all() and len(np.unique(one.final[0].round(3), axis=0)) > 40  # 81 runs apart
+
+
+def test_a_mid_sized_batch_uses_an_interleaved_kernel_only_once_it_is_built(monkeypatch, tmp_path):
+    """From ILP_READY_RUNS (64) runs a group takes the interleaved kernel when a larger group has built it on this
+    machine, and never builds it itself: a first 12 x 12 grid must not wait for gcc. On an empty cache: one block,
+    and no interleaved kernel appears; after a group of ILP_MIN_RUNS has built it (held down to 81 here) and the
+    process forgot its kernels (a new server): the interleaved kernel, from the disk cache, and the same bits."""
+    from trajectories import engine
+    from trajectories.kernel import build_c
+    monkeypatch.setenv("GRADSCAPE_CACHE", str(tmp_path))
+    monkeypatch.setattr(engine, "_KERNELS", {})
+    monkeypatch.setattr(build_c, "_LOADED", {})               # objects loaded from the usual cache stay out of it
+    kw = dict(landscape="one_optimum", methods=["samgs"], starts="grid:9", steps=150, record_every=7)
+    interleaved = lambda: [k for k in engine._KERNELS if k[0] == "c" and k[-1] == engine.ILP]  # noqa: E731
+    cold = _run(**kw)
+    assert cold.timings["backends"] == {"samgs": "c"} and not interleaved()
+    monkeypatch.setattr(engine, "ILP_MIN_RUNS", 64)           # a "large" group builds it
+    _run(**kw)
+    assert interleaved()
+    monkeypatch.setattr(engine, "ILP_MIN_RUNS", 1000)
+    monkeypatch.setattr(engine, "_KERNELS", {})               # a new process: only the disk cache remembers
+    ready = _run(**kw)
+    assert interleaved(), "the built interleaved kernel was not used"
+    for k in trajectories.result.ARRAYS:
+        np.testing.assert_array_equal(getattr(ready, k), getattr(cold, k), err_msg=k)
+    monkeypatch.setattr(engine, "_KERNELS", {})
+    monkeypatch.setattr(engine, "ILP_READY_RUNS", 82)         # 81 runs: below the line, one block again
+    _run(**kw)
+    assert not interleaved()
 
 
 @pytest.mark.parametrize("method", ["samgs", "nashmtl", "famo", "rlw", "graddrop"])
@@ -150,6 +180,7 @@ def test_what_every_run_shares_is_computed_once_a_block_with_the_same_bits(metho
     monkeypatch.setattr(engine, "CHUNK", 40)
     for ilp in (1, 3):
         monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: ilp)
+        monkeypatch.setattr(engine, "ILP_READY_RUNS", 10 ** 9)     # ilp 1: one block, even where 3 is built
         monkeypatch.setattr(engine, "uniform_leaves", trajectories.engine.__dict__["uniform_leaves"])
         shared = _run(**kw)
         monkeypatch.setattr(engine, "uniform_leaves", lambda state, params: ())
@@ -199,6 +230,7 @@ def test_a_run_split_into_kernel_calls_computes_what_one_call_computes(ilp, monk
     part padding), chunks of 300 steps against one call of 900, for one block and for interleaved blocks."""
     from trajectories import engine
     monkeypatch.setattr(engine, "c_ilp", lambda runs, dtype: ilp)
+    monkeypatch.setattr(engine, "ILP_READY_RUNS", 10 ** 9)     # ilp 1: one block, even where 3 is built
     kw = dict(landscape="one_optimum", methods=["samgs", "ls"], starts="grid:10", steps=900, record_every=50,
               record=("positions",))
     monkeypatch.setattr(engine, "CHUNK", 300)

@@ -14,6 +14,62 @@ from figures import browser, data, live
 from landscapes import custom
 
 
+# -- end markers: one per cell of the box ---------------------------------------------------------------------
+def _cells_by_hand(points, bounds, cells):
+    """An independent reading of "one point per occupied cell, the first in order": a dict over math.floor."""
+    import math
+    (x0, x1), (y0, y1) = bounds
+    first = {}
+    for i, (x, y) in enumerate(points):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        key = (math.floor((x - x0) / ((x1 - x0) / cells)), math.floor((y - y0) / ((y1 - y0) / cells)))
+        first.setdefault(key, i)
+    return sorted(first.values())
+
+
+def test_one_end_marker_is_kept_per_occupied_cell_the_first_in_order():
+    rng = np.random.default_rng(7)
+    bounds = ((-10.0, 10.0), (-5.0, 15.0))
+    optimum = np.array([[1.2345, 2.5]])
+    pts = np.concatenate([
+        optimum + rng.normal(0, 1e-4, (300, 2)),        # runs that all ended at one optimum (cells 0.02 wide)
+        rng.uniform(-10, 10, (200, 2)) * [1, 1] + [0, 5],    # runs that stopped anywhere in the box
+        [[np.nan, 1.0], [np.inf, 0.0], [1e30, -1e30], [1e30, -1e30], [-12.0, 20.0]],    # diverged, far outside
+        rng.uniform(-10, 10, (50, 2)) + [0, 5],
+    ])
+    rng.shuffle(pts)
+    kept = data.distinct_points(pts, bounds)
+    assert kept.tolist() == _cells_by_hand(pts.tolist(), bounds, data.MARKER_CELLS)
+    assert len(kept) < 300                       # the optimum's 300 ends are a handful of dots
+    assert np.isfinite(pts[kept]).all()
+
+
+def test_every_end_of_a_grid_lies_within_a_cell_of_a_drawn_end_marker():
+    res = trajectories.simulate("one_optimum", ["samgs", "mgda"], "grid:9", 3000, record_every=100)
+    fig = live.resolve(browser.live_map(res))
+    (x0, x1), (y0, y1) = res.landscape.bounds
+    cell = np.array([(x1 - x0), (y1 - y0)]) / data.MARKER_CELLS
+    for m, label in enumerate(res.labels):
+        trace = next(t for t in fig.data if t.name == f"{label} end")
+        drawn = np.stack([trace.x, trace.y], 1).astype(float)
+        ends = res.final[m][np.isfinite(res.final[m]).all(1)]
+        # drawn markers are ends themselves (float32 on the wire), and no end is farther than a cell from one
+        assert all(np.abs(ends - d).max(1).min() < 1e-5 for d in drawn)
+        gap = np.abs(ends[:, None, :] - drawn[None, :, :]).max(-1).min(1)
+        assert (gap <= cell.max() + 1e-5).all()
+        assert len(drawn) <= len(ends)
+
+
+def test_every_methods_ends_are_drawn_over_every_methods_paths(paper_view):
+    # SVG draws traces in order: on a dense grid a later method's paths buried an earlier method's end dots
+    for fig in (browser.live_map(paper_view), browser.live_loss_space(paper_view)):
+        names = [t.get("name") for t in fig.figure["data"]]
+        paths = [names.index(label) for label in paper_view.labels]
+        ends = [names.index(f"{label} end") for label in paper_view.labels]
+        assert max(paths) < min(ends)
+
+
 # -- the Pareto set's pieces ------------------------------------------------------------------------------
 def test_an_unevenly_spaced_curve_stays_one_piece():
     # points bunched (1e-7 apart) in places and sparse (0.05 apart) elsewhere: the old "5 x median gap" rule cut

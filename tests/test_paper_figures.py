@@ -565,6 +565,31 @@ def test_a_prepare_click_whose_run_stops_before_the_panel_is_kept_for_the_next_r
     assert "t_export_want" not in at.session_state
 
 
+def test_a_prepare_click_whose_run_stops_while_rendering_is_kept_for_the_next_run(monkeypatch):
+    """The run that takes a "Prepare file" request can be stopped while the file renders (another change came in);
+    the request must outlive it: it is done only once the file is made."""
+    from streamlit.testing.v1 import AppTest
+
+    from views import export
+    real, calls = export._render, []
+
+    def stopped_once(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            import streamlit as st_
+            st_.stop()          # the run ends here, as a run stopped by a newer change does
+        return real(*a, **kw)
+    monkeypatch.setattr(export, "_render", stopped_once)
+    at = AppTest.from_function(_panel_app_not_always_drawn, default_timeout=120).run()
+    at.button(key="t_export_go").click().run()
+    assert len(calls) == 1 and "t_export_file" not in at.session_state       # stopped while rendering
+    at.run()
+    assert not at.exception and not at.error and len(calls) == 2
+    assert at.session_state["t_export_file"][1].startswith(b"%PDF")
+    at.run()
+    assert len(calls) == 2 and "t_export_want" not in at.session_state      # made once
+
+
 # -- the reference image --------------------------------------------------------------------------------------------
 def write_reference():
     import tempfile

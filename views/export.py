@@ -45,14 +45,20 @@ def prepared_for_another(key_prefix: str, result) -> bool:
 
 
 def prepare_button(key: str) -> bool:
-    """The "Prepare file" button; True on the run that should make the file.
+    """The "Prepare file" button; True on the runs that should make the file, until :func:`prepared` says it is made.
 
     A plain ``st.button`` is True only in the run its click started, once that run reaches it: a run stopped
     earlier (another change came in while the page above the panel was still running, say the map's) loses the
     click. The click is therefore recorded by the button's callback, which Streamlit runs before the script, as a
-    request in session state that the next run drawing this panel takes."""
+    request in session state. The request stays until the file is made (or refused): a run stopped while it
+    renders leaves it to the next run that draws this panel."""
     st.button("Prepare file", key=f"{key}_go", type="primary", on_click=_request, args=(f"{key}_want",))
-    return bool(st.session_state.pop(f"{key}_want", False))
+    return bool(st.session_state.get(f"{key}_want", False))
+
+
+def prepared(key: str) -> None:
+    """The request of :func:`prepare_button` is done (the file is made, or an error says why not)."""
+    st.session_state.pop(f"{key}_want", None)
 
 
 def _request(name: str) -> None:
@@ -150,6 +156,7 @@ def export_panel(result, key_prefix: str, *, expanded: bool = False, default_kin
                     st.session_state[f"{key}_file"] = (ident, _render(rid, spec_json, fmt, result))
             except ValueError as e:
                 st.error(str(e))
+            prepared(key)       # not reached when the run is stopped while rendering: the next run renders
         ready = st.session_state.get(f"{key}_file")
         if ready is not None and ready[0] == ident:
             d1, d2 = st.columns(2)
@@ -192,6 +199,7 @@ def job_export_panel(job_result, key_prefix: str) -> None:
                         fig, fmt, int(dpi), meta, title=f"Gradscape {kind}"))
             except ValueError as e:
                 st.error(str(e))
+            prepared(key)
         ready = st.session_state.get(f"{key}_file")
         if ready is not None and ready[0] == ident:
             st.download_button(f"Download {name} ({len(ready[1]) / 1024:.0f} KiB)", ready[1], file_name=name,

@@ -289,6 +289,50 @@ def test_a_dense_grid_draws_thin_translucent_paths_without_rings(page, server):
     assert starts <= 5
 
 
+# where each row's run is at the playback frame, in canvas pixels, from the drawn traces and Plotly's own axes, and the
+# canvas's alpha there (and one marker radius to the right, where a ring is drawn)
+PLAYBACK_PIXELS = """() => {
+  const root = document.querySelector('.gs-live').parentElement, gd = document.querySelector('.gs-live .js-plotly-plot');
+  const map = root.__gradscapeMap, pb = map.pb, t = map.frame, lay = gd._fullLayout, c = document.querySelector('.gs-overlay');
+  const ctx = c.getContext('2d'), ratio = c.width / gd.clientWidth, out = [];
+  for (const row of pb.rows) {
+    const tr = gd._fullData[row.trace], xa = lay.xaxis, ya = lay.yaxis;
+    for (let s = 0; s < pb.S; s++) {
+      const x = gd.data[row.trace].x[s * (pb.P + 1) + t], y = gd.data[row.trace].y[s * (pb.P + 1) + t];
+      const px = xa._offset + xa.d2p(x), py = ya._offset + ya.d2p(y);
+      if (px < xa._offset + 2 || px > xa._offset + xa._length - 2 || py < ya._offset + 2 || py > ya._offset + ya._length - 2) continue;
+      const at = (u, v) => ctx.getImageData(Math.round(u * ratio), Math.round(v * ratio), 1, 1).data[3];
+      out.push([tr.visible === true, at(px, py), at(px + pb.size / 2, py)]);
+    }
+  }
+  return {ring: pb.ring, points: out};
+}"""
+
+
+def test_playback_draws_a_marker_for_every_run_and_none_for_a_hidden_method(page, server):
+    # a dense grid: a filled dot per run, drawn on the canvas over the plot (static/gradscape/live_map.js)
+    open_map(page, server, "starts=grid:7&methods=samgs,ls&steps=2000")
+    page.evaluate("() => { const s = document.querySelector('.gs-scrub'); s.value = String(Math.floor(s.max / 3));"
+                  " s.dispatchEvent(new Event('input')); }")
+    seen = page.evaluate(PLAYBACK_PIXELS)
+    assert not seen["ring"] and len(seen["points"]) >= 2 * 40
+    assert all(centre > 0 for _, centre, _ in seen["points"])
+    # both methods hidden (the legend's double click does the same): an empty canvas
+    page.evaluate("""() => { const gd = document.querySelector('.gs-live .js-plotly-plot');
+        const rows = gd.data.map((t, i) => i).filter(i => ['SAM-GS', 'LS'].includes(gd.data[i].name));
+        return document.querySelector('.gs-live').parentElement.__gradscapeMap.P.restyle(gd, {visible: 'legendonly'}, rows); }""")
+    page.wait_for_timeout(300)
+    hidden = page.evaluate(PLAYBACK_PIXELS)
+    assert hidden["points"] and not any(v for v, _, _ in hidden["points"])
+    assert all(centre == 0 and edge == 0 for _, centre, edge in hidden["points"])
+    # a few starts: a ring per run, its centre left clear where no other ring passes
+    open_map(page, server, QUICK)
+    rings = page.evaluate(PLAYBACK_PIXELS)
+    assert rings["ring"] and all(edge > 0 for _, _, edge in rings["points"])
+    assert sum(centre == 0 for _, centre, _ in rings["points"]) >= len(rings["points"]) // 2
+    no_exceptions(page)
+
+
 BUNDLES = """() => performance.getEntriesByType('resource').map(r => r.name.split('?')[0].split('/').pop())
     .filter(n => /^plotly.*[.]min[.]js/.test(n))"""
 SAMGS_TYPE = "() => document.querySelector('.gs-live .js-plotly-plot')._fullData.find(t => t.name === 'SAM-GS').type"
@@ -366,8 +410,12 @@ def test_a_click_adds_a_start_where_it_lands(page, server):
     page.wait_for_timeout(200)
     page.mouse.click(*px)
     wait_redraw(page, n)
-    starts = np.array(page.evaluate("() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData"
-                                    ".find(t => t.name === 'start'); return [Array.from(t.x), Array.from(t.y)]; }")).T
+    # the map may redraw more than once (a session's first map is followed by the whole page's run, which can
+    # still be on its way under load): wait for the drawing with the eighth start, then look where it is
+    start_xy = ("() => { const t = document.querySelector('.gs-live .js-plotly-plot')._fullData"
+                ".find(t => t.name === 'start'); return [Array.from(t.x), Array.from(t.y)]; }")
+    page.wait_for_function(f"() => ({start_xy})()[0].length === 8", timeout=TIMEOUT_MS)
+    starts = np.array(page.evaluate(start_xy)).T
     assert len(starts) == 8 and np.hypot(*(starts[-1] - [4.3, -6.1])) < 0.1
 
 

@@ -115,20 +115,38 @@ class Kernel:
         self.program = None
         self.width = c_printer.WIDTH * ilp
         self.uniform = tuple(sorted(uniform))
-        salt = " ".join(FLAGS) + ("" if ilp == 1 else f" ilp={ilp}") + \
-            ("" if not self.uniform else f" uniform={','.join(map(str, self.uniform))}")
-        if key is not None:
-            idx = index_path("c", key, modules, salt)
-            if idx.exists():
-                so = cache_dir() / idx.read_text().strip()
-                if so.exists():
-                    self.lib = ctypes.CDLL(str(so))
-                    _setup_run(self.lib)
-                    return
+        if key is not None and self._load(key, modules, ilp):
+            return
         self.program = Program(fn, state, params, ilp, self.uniform)
         self.lib = build(self.program.source)
         if key is not None:
-            write_atomic(idx, Path(self.lib._name).name)
+            write_atomic(self._index(key, modules, ilp), Path(self.lib._name).name)
+
+    @classmethod
+    def cached(cls, key, modules=(), ilp: int = 1, uniform=()) -> "Kernel | None":
+        """The kernel built earlier for ``key`` (in this process or another, found through the disk index), or
+        None: nothing is traced and gcc does not run."""
+        self = cls.__new__(cls)
+        self.program = None
+        self.width = c_printer.WIDTH * ilp
+        self.uniform = tuple(sorted(uniform))
+        return self if self._load(key, modules, ilp) else None
+
+    def _index(self, key, modules, ilp: int) -> Path:
+        salt = " ".join(FLAGS) + ("" if ilp == 1 else f" ilp={ilp}") + \
+            ("" if not self.uniform else f" uniform={','.join(map(str, self.uniform))}")
+        return index_path("c", key, modules, salt)
+
+    def _load(self, key, modules, ilp: int) -> bool:
+        idx = self._index(key, modules, ilp)
+        if not idx.exists():
+            return False
+        so = cache_dir() / idx.read_text().strip()
+        if not so.exists():
+            return False
+        self.lib = ctypes.CDLL(str(so))
+        _setup_run(self.lib)
+        return True
 
     def run(self, state, params, records, t0: int, nsteps: int, rec_every: int, n_rec: int,
             lo: int = 0, hi: int | None = None, tables=None):
