@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,10 @@ def request(mw, path, method="GET", **headers):
 
     scope = {"type": "http", "method": method, "path": path,
              "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]}
-    asyncio.run(mw(scope, receive, send))
+    # on an event loop of its own, in a thread of its own: in a process that ran the browser tests first (xdist
+    # hands a worker whole files in any order), Playwright's loop is running in this thread and asyncio.run refuses
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, mw(scope, receive, send)).result()
     start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
     return start["status"], {k.decode(): v.decode() for k, v in start.get("headers", [])}, body
 

@@ -483,7 +483,19 @@ def test_after_a_gamma_move_the_downloads_hold_the_view_on_screen(page, server, 
     idle(page)
     go.click()
     prepared = page.get_by_role("button", name="Download gradscape-overlay.pdf", exact=False)
-    expect(prepared).to_be_visible(timeout=120_000)
+    try:
+        expect(prepared).to_be_visible(timeout=60_000)
+    except AssertionError:
+        # Seen in about half of the full parallel runs since 2026-12-07, and once in 6 repetitions of these steps
+        # alone (2026-12-08): the click left an idle page with neither a file nor an error. Logged on the websocket
+        # then, the click sent nothing at all (a click that works sends a rerun of the whole page with its
+        # trigger), ~1.3 s after a fragment rerun without triggers and right after the two deferred downloads'
+        # backend requests: Streamlit's frontend dropped the click. Not fixed on our side; a second click makes
+        # the file, as it would for a user.
+        print("Prepare file: a second click was needed")
+        idle(page)
+        go.click()
+        expect(prepared).to_be_visible(timeout=120_000)
     idle(page)
     nudge_gamma(page)
     expect(prepared).to_have_count(0, timeout=TIMEOUT_MS)       # the file of the γ before is gone
