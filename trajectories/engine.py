@@ -316,15 +316,15 @@ def _runner(grp, cfg, land, step, state, params, backend, dev, n_rec, rec_names,
     """The group's runner on ``backend``; a kernel that cannot be built falls back (``grp.fallback`` says why)."""
     flat = runners.Flat(step, state, params)
     if backend in ("c", "triton"):
-        ilp = c_ilp(len(grp.variants) * len(cfg.starts), cfg.dtype) if backend == "c" else 1
+        runs = len(grp.variants) * len(cfg.starts)
+        ilp = c_ilp(runs, cfg.dtype) if backend == "c" else 1
         uni = uniform_leaves(state, params) if backend == "c" else ()
         kkey = (backend,) + _kernel_key(cfg, land, grp.method, static, rec_names) + \
             ((("uniform",) + uni,) if uni else ()) + ((ilp,) if ilp > 1 else ())
         try:
             with _KLOCK:
                 kern = _KERNELS.get(kkey)
-            if backend == "c" and ilp == 1 and len(grp.variants) * len(cfg.starts) >= ILP_READY_RUNS and \
-                    cfg.dtype == "float32":
+            if backend == "c" and ilp == 1 and runs >= ILP_READY_RUNS and cfg.dtype == "float32":
                 ready = _ready_interleaved(kkey + (ILP,), uni, flat, state, params, land, grp.method)
                 if ready is not None:
                     kkey, kern = kkey + (ILP,), ready
